@@ -1,0 +1,319 @@
+# `fwknopd`: the command line of the C daemon (spa-protocol.md 10), so
+# `fwknopd -f -v -i eth0` and init scripts written for it work unchanged.
+#
+# Order, as the reference: -V / -h / key generation first (then exit), then
+# the config files (-c, -O), then the remaining options override them.
+# Exit codes: 0 success, 1 configuration or start-up error.
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..config import ConfigError, ServerConfig, dump_config, parse_access_conf, \
+    parse_server_conf
+from ..firewall import FirewallError, NftablesFirewall
+from .daemon import Daemon, PacketSource, Runtime, settings_from_config
+from .keygen import generate_keys, keygen_text, write_key_file
+from .logs import setup_logging
+from .replay import ReplayCache
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_CONFIG = "/etc/fwknop/fwknopd.conf"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fwknopd", add_help=False,
+        description="Single Packet Authorization server (fwknop 2.x compatible), "
+                    "granting access through nftables.")
+    a = p.add_argument
+    a("-h", "--help", action="help", help="show this help and exit")
+    a("-V", "--version", action="store_true", help="print the version and exit")
+    a("-c", "--config-file", metavar="FILE", help=f"main config file ({DEFAULT_CONFIG})")
+    a("-O", "--override-config", metavar="FILE[,FILE]",
+      help="extra config files parsed after the main one")
+    a("-a", "--access-file", metavar="FILE", help="access.conf path")
+    a("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
+    a("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
+    a("-i", "--interface", metavar="IF", help="interface to sniff (PCAP_INTF)")
+    a("-P", "--pcap-filter", metavar="FILTER", help="capture filter (PCAP_FILTER)")
+    a("--pcap-file", metavar="FILE", help="read packets from a pcap file, then exit")
+    a("--pcap-any-direction", action="store_true",
+      help="accepted for compatibility; only inbound packets are ever read")
+    a("-U", "--udp-server", action="store_true", help="listen on a UDP socket instead of "
+      "sniffing (ENABLE_UDP_SERVER)")
+    a("-d", "--digest-file", metavar="FILE", help="replay cache file (DIGEST_FILE)")
+    a("--rotate-digest-cache", action="store_true", help="rename the digest file to "
+      "FILE-old at start")
+    a("-p", "--pid-file", metavar="FILE", help="pid file (FWKNOP_PID_FILE)")
+    a("-r", "--run-dir", metavar="DIR", help="run directory (FWKNOP_RUN_DIR)")
+    a("-C", "--packet-limit", type=int, default=0, metavar="N",
+      help="exit after N captured packets")
+    a("-t", "--test", action="store_true", help="decide on packets but never touch the "
+      "firewall and store no digests")
+    a("-D", "--dump-config", action="store_true", help="print the effective configuration "
+      "(keys masked) and exit")
+    a("--exit-parse-config", action="store_true", help="check both config files and exit")
+    a("-K", "--kill", action="store_true", help="stop the running fwknopd")
+    a("-R", "--restart", action="store_true", help="make the running fwknopd reload")
+    a("-S", "--status", action="store_true", help="report whether fwknopd is running")
+    a("--fw-list", action="store_true", help="list the active grants and exit")
+    a("--fw-list-all", action="store_true", help="same as --fw-list")
+    a("--fw-flush", action="store_true", help="remove every active grant and exit")
+    a("--key-gen", action="store_true", help="print a new KEY_BASE64 and HMAC_KEY_BASE64")
+    a("--key-gen-file", metavar="FILE", help="write the generated keys to FILE (mode 0600)")
+    a("--key-len", type=int, default=32, metavar="N", help="encryption key bytes (32)")
+    a("--hmac-key-len", type=int, metavar="N", help="HMAC key bytes (by digest type)")
+    a("--hmac-digest-type", default="sha256", metavar="TYPE",
+      help="md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512")
+    a("--syslog-enable", action="store_true", help="also log to syslog in the foreground")
+    a("-l", "--locale", metavar="LOCALE", help="accepted for compatibility (ignored)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"fwknopd server {__version__} (fwknopd-uci, fwknop 2.x protocol compatible)")
+        return 0
+    if args.key_gen or args.key_gen_file:
+        return _key_gen(args)
+    if sum(map(bool, (args.dump_config, args.kill, args.restart, args.status))) > 1:
+        return _fail("-D, -K, -R and -S are mutually exclusive")
+    try:
+        runtime, warnings = load_runtime(args)
+    except ConfigError as exc:
+        return _fail(f"[*] Fatal: {exc}")
+    except OSError as exc:
+        return _fail(f"[*] Could not read the configuration: {exc}")
+    config = runtime.config
+    if args.dump_config:
+        sys.stdout.write(dump_config(config, runtime.stanzas))
+        return 0
+    if args.exit_parse_config:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+        print("Configuration is valid.", file=sys.stderr)
+        return 0
+    if args.kill or args.restart or args.status:
+        return _control(args, config)
+    if args.fw_list or args.fw_list_all or args.fw_flush:
+        return _firewall_command(args, config)
+    return _serve(args, runtime, warnings)
+
+
+def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
+    """Read fwknopd.conf (+ -O files) and access.conf, apply the options."""
+    pcap_mode = args.pcap_file is not None
+    config, warnings = parse_server_conf(args.config_file or DEFAULT_CONFIG,
+                                         pcap_file_mode=pcap_mode)
+    for extra in filter(None, (args.override_config or "").split(",")):
+        more, more_warnings = parse_server_conf(extra, pcap_file_mode=pcap_mode)
+        config = config.with_values(**{k: v for k, v in more.values.items()
+                                       if k in more.explicit})
+        warnings += more_warnings
+    overrides = {
+        "PCAP_INTF": args.interface, "PCAP_FILTER": args.pcap_filter,
+        "DIGEST_FILE": args.digest_file, "FWKNOP_PID_FILE": args.pid_file,
+        "FWKNOP_RUN_DIR": args.run_dir, "ACCESS_FILE": args.access_file,
+        "PCAP_FILE": args.pcap_file, "ENABLE_UDP_SERVER": "Y" if args.udp_server else None,
+    }
+    config = config.with_values(**{k: v for k, v in overrides.items() if v is not None})
+    stanzas, access_warnings = parse_access_conf(config.access_file)
+    warnings += access_warnings
+    settings = settings_from_config(config, test_mode=args.test)
+    return Runtime(config, tuple(stanzas), settings), warnings
+
+
+def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> int:
+    config = runtime.config
+    log = setup_logging(verbosity=args.verbose + config.verbose, to_stderr=args.foreground,
+                        to_syslog=not args.foreground or args.syslog_enable,
+                        identity=config.syslog_identity, facility=config.syslog_facility)
+    for warning in warnings:
+        log.warning("%s", warning)
+    # Fail early on a capture filter we cannot compile.
+    from ..capture import PacketFilter
+    try:
+        pfilter = PacketFilter.parse(config.pcap_filter)
+    except ValueError as exc:
+        return _fail(f"[*] {exc}", log)
+    replay = _open_replay(args, config, log)
+    if replay is None:
+        return 1
+    firewall = None
+    if not args.test:
+        try:
+            firewall = NftablesFirewall(config.nft_table, config.nft_chain, config.nft_set)
+            firewall.start()
+        except FirewallError as exc:
+            return _fail(f"[*] Firewall: {exc}", log)
+    family, table = config.nft_table
+    daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args)[0],
+                    firewall_label=f"{family} {table} set {config.nft_set}")
+    if args.pcap_file:
+        from ..capture import read_pcap
+        log.info("Reading packets from pcap file: %s", args.pcap_file)
+        try:
+            packets = read_pcap(args.pcap_file, pfilter)
+            return daemon.serve(packets, packet_limit=args.packet_limit)
+        except (OSError, ImportError) as exc:
+            return _fail(f"[*] Could not read {args.pcap_file}: {exc}", log)
+    if not args.foreground:
+        _daemonize()
+    _write_pid_file(Path(config.pid_file), log)
+    try:
+        return daemon.run(lambda rt: open_source(rt, log), packet_limit=args.packet_limit)
+    except OSError as exc:
+        return _fail(f"[*] {exc}", log)
+    finally:
+        with contextlib.suppress(OSError):
+            Path(config.pid_file).unlink()
+
+
+def open_source(runtime: Runtime, log: logging.Logger) -> PacketSource:
+    """The UDP server or the sniffer, as the configuration asks."""
+    from ..capture import PacketFilter, Sniffer, UdpServer
+
+    config = runtime.config
+    if config.enable_udp_server:
+        source: PacketSource = UdpServer(config.udpserv_port)
+        log.info("Kicking off UDP server to listen on port %d.",
+                             config.udpserv_port)
+        return source
+    pfilter = PacketFilter.parse(config.pcap_filter)
+    source = Sniffer(config.pcap_intf, pfilter, promisc=config.enable_pcap_promisc)
+    log.info("Sniffing interface: %s", config.pcap_intf)
+    log.info("PCAP filter is: '%s'", config.pcap_filter)
+    return source
+
+
+def _open_replay(args: argparse.Namespace, config: ServerConfig,
+                 log: logging.Logger) -> ReplayCache | None:
+    """Load DIGEST_FILE; --test reads it but never writes it."""
+    retention = ReplayCache.retention_for(config.enable_spa_packet_aging,
+                                          config.max_spa_packet_age)
+    if not config.enable_digest_persistence:
+        log.warning("ENABLE_DIGEST_PERSISTENCE is off: replayed packets will NOT be detected.")
+        return ReplayCache(None, retention=retention)
+    path = Path(config.digest_file)
+    cache = ReplayCache(path, retention=retention, read_only=args.test)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if args.rotate_digest_cache and path.exists() and not args.test:
+            os.replace(path, f"{path}-old")
+        for warning in cache.load(time.time()):
+            log.info("%s", warning)
+    except OSError as exc:
+        _fail(f"[*] Digest cache {path}: {exc}", log)
+        return None
+    log.info("Using Digest Cache: '%s' (entry count = %d)", path, len(cache))
+    return cache
+
+
+def _firewall_command(args: argparse.Namespace, config: ServerConfig) -> int:
+    try:
+        firewall = NftablesFirewall(config.nft_table, config.nft_chain, config.nft_set)
+        if args.fw_flush:
+            firewall.flush()
+            print(f"Removed every grant from {config.nft_set}.")
+            return 0
+        grants = firewall.list_grants()
+    except FirewallError as exc:
+        return _fail(f"[*] Firewall: {exc}")
+    family, table = config.nft_table
+    print(f"Active grants in {family} {table} set {config.nft_set}:")
+    if not grants:
+        print("  (none)")
+    for g in sorted(grants, key=lambda g: (g.expires_in, str(g.source))):
+        print(f"  {g.source} -> {g.proto}/{g.port}, expires in {g.expires_in} s")
+    return 0
+
+
+def _control(args: argparse.Namespace, config: ServerConfig) -> int:
+    pid = _running_pid(Path(config.pid_file))
+    if args.status:
+        print(f"Detected fwknopd is running (pid={pid})." if pid else
+              "No running fwknopd detected.")
+        return 0 if pid else 1
+    if not pid:
+        print("No running fwknopd detected.")
+        return 1
+    os.kill(pid, signal.SIGHUP if args.restart else signal.SIGTERM)
+    return 0
+
+
+def _running_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def _write_pid_file(path: Path, log: logging.Logger) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("Could not write pid file %s: %s", path, exc)
+
+
+def _daemonize() -> None:
+    """Detach from the terminal (the classic double fork)."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _key_gen(args: argparse.Namespace) -> int:
+    try:
+        key, hmac_key = generate_keys(args.key_len, args.hmac_key_len,
+                                      args.hmac_digest_type.lower())
+    except ValueError as exc:
+        return _fail(f"[*] {exc}")
+    text = keygen_text(key, hmac_key)
+    if args.key_gen_file:
+        write_key_file(Path(args.key_gen_file), text)
+        print(f"[+] Wrote Rijndael and HMAC keys to: {args.key_gen_file}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _fail(message: str, log: logging.Logger | None = None) -> int:
+    """Report a fatal error: to the log when there is one, else stderr."""
+    if log is not None and log.handlers and not isinstance(log.handlers[0],
+                                                           logging.NullHandler):
+        log.error("%s", message)
+        if not any(getattr(h, "stream", None) is sys.stderr for h in log.handlers):
+            print(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
