@@ -182,3 +182,25 @@ def test_e2e_knock_after_a_garbage_burst_opens_at_once(lab: Lab) -> None:
                 timeout=60)
     lab.knock()
     lab.wait_open(timeout=OPEN_WAIT)
+
+
+def test_e2e_sighup_rereads_config_and_keeps_grants(lab: Lab) -> None:
+    import signal
+
+    assert lab.daemon is not None
+    access = lab.tmp / "access.conf"
+    access.write_text(access.read_text().replace("OPEN_PORTS tcp/22, tcp/23", "OPEN_PORTS tcp/22")
+                      .replace(f"FW_ACCESS_TIMEOUT {TIMEOUT}", "FW_ACCESS_TIMEOUT 30"))
+    lab.daemon.send_signal(signal.SIGHUP)
+    lab.wait_for_log("Got SIGHUP. Re-reading configs.")
+    lab.knock(port="tcp/23")
+    lab.wait_for_log("One or more requested protocol/ports was denied per access.conf.")
+    assert not lab.can_connect(23)
+    lab.knock()
+    lab.wait_open()
+    # A broken edit is refused; the running configuration and the grant stay.
+    access.write_text("SOURCE ANY\nKEY __CHANGEME__\n")
+    lab.daemon.send_signal(signal.SIGHUP)
+    lab.wait_for_log("Reload failed, keeping the running configuration")
+    assert lab.can_connect(22), "a reload must not drop grants"
+    assert lab.daemon.poll() is None

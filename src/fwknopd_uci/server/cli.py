@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import ConfigError, ServerConfig, dump_config, parse_access_conf, \
     parse_server_conf
-from ..firewall import FirewallError, NftablesFirewall
+from ..firewall import NO_EXPIRY, FirewallError, NftablesFirewall
 from .daemon import Daemon, PacketSource, Runtime, settings_from_config
 from .keygen import generate_keys, keygen_text, write_key_file
 from .logs import setup_logging
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--hmac-key-len", type=int, metavar="N", help="HMAC key bytes (by digest type)")
     a("--hmac-digest-type", default="sha256", metavar="TYPE",
       help="md5, sha1, sha256, sha384, sha512, sha3_256, sha3_512")
+    a("--access-folder", metavar="DIR", help="parse every *.conf in DIR instead of the "
+      "access file (ACCESS_FOLDER)")
     a("--syslog-enable", action="store_true", help="also log to syslog in the foreground")
     a("-l", "--locale", metavar="LOCALE", help="accepted for compatibility (ignored)")
     return p
@@ -127,9 +129,11 @@ def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
         "DIGEST_FILE": args.digest_file, "FWKNOP_PID_FILE": args.pid_file,
         "FWKNOP_RUN_DIR": args.run_dir, "ACCESS_FILE": args.access_file,
         "PCAP_FILE": args.pcap_file, "ENABLE_UDP_SERVER": "Y" if args.udp_server else None,
+        "ACCESS_FOLDER": args.access_folder,
     }
     config = config.with_values(**{k: v for k, v in overrides.items() if v is not None})
-    stanzas, access_warnings = parse_access_conf(config.access_file)
+    stanzas, access_warnings = parse_access_conf(config.access_folder or config.access_file,
+                                                 server_config=config)
     warnings += access_warnings
     settings = settings_from_config(config, test_mode=args.test)
     return Runtime(config, tuple(stanzas), settings), warnings
@@ -161,24 +165,32 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
     family, table = config.nft_table
     daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args)[0],
                     firewall_label=f"{family} {table} set {config.nft_set}")
-    if args.pcap_file:
-        from ..capture import read_pcap
-        log.info("Reading packets from pcap file: %s", args.pcap_file)
-        try:
-            packets = read_pcap(args.pcap_file, pfilter)
-            return daemon.serve(packets, packet_limit=args.packet_limit)
-        except (OSError, ImportError) as exc:
-            return _fail(f"[*] Could not read {args.pcap_file}: {exc}", log)
-    if not args.foreground:
-        _daemonize()
-    _write_pid_file(Path(config.pid_file), log)
+    pid_file = Path(config.pid_file)
     try:
-        return daemon.run(lambda rt: open_source(rt, log), packet_limit=args.packet_limit)
+        if args.pcap_file:
+            from ..capture import read_pcap
+            log.info("Reading packets from pcap file: %s", args.pcap_file)
+            try:
+                packets = read_pcap(args.pcap_file, pfilter)
+            except ImportError as exc:
+                return _fail(f"[*] --pcap-file needs scapy (pip install scapy): {exc}", log)
+            return daemon.serve(packets, packet_limit=args.packet_limit)
+        # Open the capture before detaching, so a wrong interface is reported
+        # to whoever started us, not only to syslog.
+        source = open_source(runtime, log)
+        if not args.foreground:
+            _daemonize()
+        _write_pid_file(pid_file, log)
+        return daemon.run(source, lambda rt: open_source(rt, log),
+                          packet_limit=args.packet_limit)
     except OSError as exc:
         return _fail(f"[*] {exc}", log)
     finally:
-        with contextlib.suppress(OSError):
-            Path(config.pid_file).unlink()
+        if firewall is not None:
+            firewall.close()
+        if _running_pid(pid_file) == os.getpid():
+            with contextlib.suppress(OSError):
+                pid_file.unlink()
 
 
 def open_source(runtime: Runtime, log: logging.Logger) -> PacketSource:
@@ -224,11 +236,14 @@ def _open_replay(args: argparse.Namespace, config: ServerConfig,
 def _firewall_command(args: argparse.Namespace, config: ServerConfig) -> int:
     try:
         firewall = NftablesFirewall(config.nft_table, config.nft_chain, config.nft_set)
-        if args.fw_flush:
-            firewall.flush()
-            print(f"Removed every grant from {config.nft_set}.")
-            return 0
-        grants = firewall.list_grants()
+        try:
+            if args.fw_flush:
+                firewall.flush()
+                print(f"Removed every grant from {config.nft_set}.")
+                return 0
+            grants = firewall.list_grants()
+        finally:
+            firewall.close()
     except FirewallError as exc:
         return _fail(f"[*] Firewall: {exc}")
     family, table = config.nft_table
@@ -236,7 +251,9 @@ def _firewall_command(args: argparse.Namespace, config: ServerConfig) -> int:
     if not grants:
         print("  (none)")
     for g in sorted(grants, key=lambda g: (g.expires_in, str(g.source))):
-        print(f"  {g.source} -> {g.proto}/{g.port}, expires in {g.expires_in} s")
+        left = "no timeout (added by hand?)" if g.expires_in == NO_EXPIRY else \
+            f"expires in {g.expires_in} s"
+        print(f"  {g.source} -> {g.proto}/{g.port}, {left}")
     return 0
 
 

@@ -130,10 +130,12 @@ class Daemon:
         return verdict
 
     # -- the loop -----------------------------------------------------
-    def run(self, open_source: Callable[[Runtime], PacketSource], *,
+    def run(self, source: PacketSource, open_source: Callable[[Runtime], PacketSource], *,
             packet_limit: int = 0) -> int:
-        """Serve packets until SIGTERM/SIGINT or the packet limit (-C)."""
-        source = open_source(self.runtime)
+        """Serve packets from source until SIGTERM/SIGINT or the packet limit (-C).
+
+        open_source opens a new capture when a reload changes its settings.
+        """
         selector = selectors.DefaultSelector()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
