@@ -48,11 +48,14 @@ class Lab:
     def cli(self) -> Namespace:
         return self.pair.client
 
+    def fwknopd_argv(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "fwknopd_uci.server.cli", "-c",
+                str(self.tmp / "fwknopd.conf"), "-a", str(self.tmp / "access.conf"),
+                "-d", str(self.tmp / "digest.cache"), "-p", str(self.tmp / "fwknopd.pid"),
+                *extra]
+
     def start_daemon(self) -> None:
-        args = [sys.executable, "-m", "fwknopd_uci.server.cli", "-f", "-v",
-                "-i", self.pair.server_if, "-c", str(self.tmp / "fwknopd.conf"),
-                "-a", str(self.tmp / "access.conf"), "-d", str(self.tmp / "digest.cache"),
-                "-p", str(self.tmp / "fwknopd.pid")]
+        args = self.fwknopd_argv("-f", "-v", "-i", self.pair.server_if)
         if self.udp_mode:
             args.append("-U")
         ready = "Starting fwknopd main event loop."
@@ -149,6 +152,8 @@ def test_e2e_knock_opens_exactly_the_granted_port_for_its_timeout(lab: Lab) -> N
     assert not lab.can_connect(23), "only the requested port opens"
     assert not lab.can_connect(22, source="10.201.0.3"), "only the granted source"
     lab.wait_for_log("Added access rule")
+    listing = lab.srv.run(*lab.fwknopd_argv("--fw-list")).stdout
+    assert f"{lab.pair.client_ip} -> tcp/22, expires in" in listing
     closed_after = lab.wait_closed(timeout=TIMEOUT + 5)
     assert not lab.can_connect(22)
     assert closed_after > 0.5, "closed far too early"
@@ -175,6 +180,15 @@ def test_e2e_replay_and_wrong_key_open_nothing(lab: Lab) -> None:
     lab.wait_for_log("Non-corresponding HMAC for this stanza")
     time.sleep(0.3)
     assert not lab.can_connect(22)
+
+
+def test_e2e_fw_flush_closes_every_grant(lab: Lab) -> None:
+    lab.knock()
+    lab.wait_open()
+    result = lab.srv.run(*lab.fwknopd_argv("--fw-flush"))
+    assert "Removed every grant" in result.stdout
+    assert not lab.can_connect(22)
+    assert "(none)" in lab.srv.run(*lab.fwknopd_argv("--fw-list")).stdout
 
 
 def test_e2e_knock_after_a_garbage_burst_opens_at_once(lab: Lab) -> None:
