@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the namespace helpers the tests use
 
-from fwknopd_uci.server.keygen import generate_keys  # noqa: E402
+from fwknopd_uci.server.keygen import generate_keys
 
 PROBE = str(REPO / "tests" / "probe.py")
 RULESET = REPO / "tests" / "data" / "fw4-ruleset.nft"
@@ -151,8 +151,9 @@ def user_demo(folder: Path) -> int:
                            check=True, capture_output=True, timeout=20)
         else:
             say("fwknop client not installed: knocking with the project's own encoder")
-            from fwknopd_uci.spa import StanzaKeys, b64_decode_lenient, build_packet
             import socket
+
+            from fwknopd_uci.spa import StanzaKeys, b64_decode_lenient, build_packet
 
             keys = StanzaKeys(b64_decode_lenient(key), b64_decode_lenient(hmac_key))
             wire = build_packet("127.0.0.1,tcp/22", keys, timestamp=int(time.time()))

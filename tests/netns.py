@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["Namespace", "VethPair", "requires_root", "netns", "veth_pair", "run"]
+__all__ = ["Namespace", "VethPair", "netns", "requires_root", "run", "veth_pair"]
 
 requires_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,

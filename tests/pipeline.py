@@ -16,7 +16,7 @@ from fwknopd_uci.server.daemon import Daemon, Runtime, settings_from_config
 from fwknopd_uci.server.decide import Verdict
 from fwknopd_uci.server.replay import ReplayCache
 
-__all__ = ["Harness", "udp_packet", "load_runtime"]
+__all__ = ["Harness", "load_runtime", "udp_packet"]
 
 
 def udp_packet(payload: bytes | str, src: str = "10.201.0.2", dst: str = "10.201.0.1",

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from netns import Namespace, VethPair, requires_root, veth_pair
 
 pytestmark = [pytest.mark.root, requires_root,

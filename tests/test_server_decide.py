@@ -10,10 +10,10 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from pipeline import Harness, udp_packet
 
 from fwknopd_uci.model import Grant
 from fwknopd_uci.spa import StanzaKeys, build_packet
-from pipeline import Harness, udp_packet
 
 KEY = base64.b64decode("OjuLt2Ly33uvN7cBmIwoZDkEbdouZcfIsWikTvPPEOc=")
 HMAC = base64.b64decode("bDCuE1dzt9NPFyvhejoKo29MVCryM+MhSwGzMEORSgeja5v408hzvdi9E52ibMyW"

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from pipeline import Harness, udp_packet
 
 EXPECTED_COUNTS = {"accept": 35, "reject": 10}

@@ -18,15 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..config import ConfigError, ServerConfig, dump_config, parse_access_conf, \
-    parse_server_conf
+from ..config import ConfigError, ServerConfig, dump_config, parse_access_conf, parse_server_conf
 from ..firewall import NO_EXPIRY, FirewallError, NftablesFirewall
 from .daemon import Daemon, PacketSource, Runtime, settings_from_config
 from .keygen import generate_keys, keygen_text, write_key_file
 from .logs import setup_logging
 from .replay import ReplayCache
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 DEFAULT_CONFIG = "/etc/fwknop/fwknopd.conf"
 

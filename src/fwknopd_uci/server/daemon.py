@@ -27,7 +27,7 @@ from ..model import CapturedPacket
 from .decide import Settings, Verdict, evaluate
 from .replay import ReplayCache, ReplayCacheFull
 
-__all__ = ["Runtime", "PacketSource", "Daemon", "settings_from_config", "MAX_DRAIN"]
+__all__ = ["MAX_DRAIN", "Daemon", "PacketSource", "Runtime", "settings_from_config"]
 
 # Packets handled per wake-up before signals are looked at again: small
 # enough that SIGTERM is served within milliseconds during a flood.
@@ -193,7 +193,7 @@ class Daemon:
             self.packets += 1
             try:
                 self.handle(pkt)
-            except Exception:  # noqa: BLE001 - one bad packet must not stop the daemon
+            except Exception:
                 self.log.exception("[%s] internal error while handling a packet", pkt.src_ip)
             if packet_limit and self.packets >= packet_limit:
                 self.log.info("Packet count limit (%d) reached. Exiting.", packet_limit)

@@ -26,11 +26,18 @@ from typing import Protocol
 
 from ..config import AccessStanza
 from ..model import CapturedPacket, Grant
-from ..spa import SpaMessage, SpaRefused, is_gpg_length, open_packet, prescreen, \
-    replay_digest, unwrap_http
+from ..spa import (
+    SpaMessage,
+    SpaRefused,
+    is_gpg_length,
+    open_packet,
+    prescreen,
+    replay_digest,
+    unwrap_http,
+)
 from .replay import ReplayEntry
 
-__all__ = ["Settings", "LogEvent", "Verdict", "ReplayView", "evaluate", "MAX_RAW_PAYLOAD"]
+__all__ = ["MAX_RAW_PAYLOAD", "LogEvent", "ReplayView", "Settings", "Verdict", "evaluate"]
 
 DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 # MAX_SPA_PACKET_LEN (5.3): nothing longer is even unwrapped.
@@ -248,8 +255,9 @@ class _Evaluation:
             return ()
         # Step 18: RESTRICT_PORTS (any hit denies), OPEN_PORTS (all listed).
         requested = msg.access
-        denied = bool(st.restrict_ports) and any(r in st.restrict_ports for r in requested)
-        if st.open_ports is not None and not all(r in st.open_ports for r in requested):
+        restrict, allowed = st.restrict_ports or (), st.open_ports
+        denied = any(r in restrict for r in requested)
+        if allowed is not None and not all(r in allowed for r in requested):
             denied = True
         if denied or not requested:
             self.log(WARNING, f"{tag} One or more requested protocol/ports was denied per "

@@ -10,7 +10,7 @@ import logging.handlers
 import os
 import sys
 
-__all__ = ["LOGGER_NAME", "setup_logging", "FACILITIES"]
+__all__ = ["FACILITIES", "LOGGER_NAME", "setup_logging"]
 
 LOGGER_NAME = "fwknopd"
 FACILITIES = {

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-__all__ = ["MAX_ENTRIES", "CLOCK_SLACK", "ReplayEntry", "ReplayCache", "ReplayCacheFull"]
+__all__ = ["CLOCK_SLACK", "MAX_ENTRIES", "ReplayCache", "ReplayCacheFull", "ReplayEntry"]
 
 # 20,000 entries cost about 4 MB. With aging on (the default, 120 s window)
 # this would take a sustained 40 valid knocks per second from key holders to
