@@ -77,3 +77,16 @@ def test_suite_captures_give_the_stated_outcome(suite_dir: Path, tmp_path: Path,
         assert sum(line.startswith("Replay detected") for line in warnings) >= 1
     if name == "spa_x_forwarded_for.pcap":
         assert str(h.firewall.grants[0].source) == "1.2.3.4"
+
+
+def test_suite_x_forwarded_for_needs_its_switch(suite_dir: Path, tmp_path: Path) -> None:
+    """Without ENABLE_X_FORWARDED_FOR the header is ignored: the sender gets the grant."""
+    from fwknopd_uci.capture import PacketFilter, read_pcap
+
+    case = next(c for c in json.loads((suite_dir / "pcaps.json").read_text())
+                if c["pcap"] == "spa_x_forwarded_for.pcap")
+    h = Harness(tmp_path, case["access_conf"], "ENABLE_SPA_OVER_HTTP Y;\n",
+                pcap_file_mode=True)
+    h.daemon.serve(read_pcap(suite_dir / case["pcap"], PacketFilter.parse("port 80")))
+    assert [str(g.source) for g in h.firewall.grants] != ["1.2.3.4"]
+    assert len(h.firewall.grants) == 1

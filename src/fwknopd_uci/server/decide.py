@@ -121,6 +121,8 @@ class _Evaluation:
                 raise SpaRefused("PRESCREEN_BAD_DATA", "Data is not a valid SPA message format")
             if self.settings.spa_over_http:
                 payload, xff = unwrap_http(payload, self.settings.allow_any_user_agent)
+                if not self.settings.x_forwarded_for:
+                    xff = None  # the header is only honoured with ENABLE_X_FORWARDED_FOR
             wire = prescreen(payload)
         except SpaRefused as exc:
             self.log(DEBUG, f"[{src}] preprocess_spa_data() returned error: '{exc.message}' "
