@@ -6,11 +6,14 @@
 #   udp_server.py  UDP-server mode, with each datagram's real destination
 #   pcap_file.py   --pcap-file and -vvv dumps; the only user of scapy
 #
-# Importing this package does not import scapy: pcap_file.py loads it lazily,
-# so the live path stays at the ~12 MB RSS of a bare packet socket.
+# Importing this package imports neither scapy nor pcap_file.py: read_pcap()
+# and dissect() below load pcap_file.py on first call, and it loads scapy
+# lazily in turn, so the live path (sniffer, UDP server) pays for neither.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from fwknopd_uci.capture.frames import (
@@ -26,7 +29,6 @@ from fwknopd_uci.capture.frames import (
     LinkType,
     parse_frame,
 )
-from fwknopd_uci.capture.pcap_file import dissect, read_pcap
 from fwknopd_uci.capture.pfilter import DEFAULT_FILTER, SUPPORTED_FORMS, PacketFilter
 from fwknopd_uci.capture.sniffer import CaptureError, Sniffer, link_type_for
 from fwknopd_uci.capture.udp_server import UdpServer
@@ -70,3 +72,19 @@ class PacketSource(Protocol):
     def recv(self) -> CapturedPacket | None: ...
 
     def close(self) -> None: ...
+
+
+def read_pcap(path: str | Path, pfilter: PacketFilter | None) -> Iterator[CapturedPacket]:
+    """The SPA candidates in a pcap or pcapng file; see pcap_file.read_pcap."""
+    # Offline only (--pcap-file): kept out of the live path's imports (RSS budget).
+    from fwknopd_uci.capture import pcap_file
+
+    return pcap_file.read_pcap(path, pfilter)
+
+
+def dissect(linktype: int, frame: bytes) -> str:
+    """scapy's multi-line field dump of one frame (-vvv); see pcap_file.dissect."""
+    # Debug dumps only: kept out of the live path's imports (RSS budget).
+    from fwknopd_uci.capture import pcap_file
+
+    return pcap_file.dissect(linktype, frame)

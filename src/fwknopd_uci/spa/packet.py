@@ -17,13 +17,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from hmac import compare_digest
 from typing import Final
 
-from .b64 import B64_ALPHABET, b64_decode_lenient, b64_encode_nopad, is_canonical_nopad
-from .crypto import MAX_HMAC_KEY_LEN, MAX_KEY_LEN, SALTED_MAGIC, StanzaKeys, decrypt_blob
+from .b64 import B64_ALPHABET, b64_decode_lenient, is_canonical_nopad
+from .crypto import (
+    MAX_HMAC_KEY_LEN,
+    MAX_KEY_LEN,
+    SALTED_MAGIC,
+    StanzaKeys,
+    decrypt_blob,
+    digest_b64,
+)
 from .errors import SpaRefused
 from .message import SpaMessage, decode_plaintext
 
@@ -181,8 +186,7 @@ def replay_digest(wire: str) -> str:
     ``wire`` is the payload as received (after HTTP unwrapping), HMAC
     included, prefix not added.
     """
-    data = wire.encode("utf-8", "surrogatepass")
-    return b64_encode_nopad(hashlib.sha256(data).digest())
+    return digest_b64("sha256", wire.encode("utf-8", "surrogatepass"))
 
 
 def _verify_hmac(wire: str, keys: StanzaKeys) -> str:
@@ -198,7 +202,10 @@ def _verify_hmac(wire: str, keys: StanzaKeys) -> str:
         raise SpaRefused("HMAC_ENCMSGLEN_VALIDFAIL")
     ciphertext, received = wire[:-mac_len], wire[-mac_len:]
     computed = keys.hmac_b64((SALTED_PREFIX + ciphertext).encode("ascii"))
-    if not compare_digest(computed, received):
+    # Not at import (RSS budget, crypto.py's header); hmac_b64 loaded it.
+    import hmac
+
+    if not hmac.compare_digest(computed, received):
         raise SpaRefused("HMAC_COMPAREFAIL")
     return ciphertext
 
