@@ -109,3 +109,15 @@ def test_cli_pcap_file_test_mode(conf: Path, suite_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "--test mode enabled, skipping firewall manipulation." in result.stderr
     assert not (conf / "digest.cache").exists()
+
+
+def test_cli_pcap_file_vvv_dissects_frames(conf: Path, suite_dir: Path) -> None:
+    access = ("SOURCE ANY\nKEY_BASE64 wzNP62oPPgEc+kXDPQLHPOayQBuNbYUTPP+QrErNDmg=\n"
+              "HMAC_KEY_BASE64 Yh+xizBnl6FotC5ec7FanVGClRMlsOAPh2u6eovnerfBVKwaVKzjGoblFMHMc593"
+              "TNyi0dWn4opLoTIV9q/ttg==\n")
+    (conf / "access.conf").write_text(access)
+    result = fwknopd("-f", "-t", "-vvv", "--pcap-file", str(suite_dir / "fcs_spa.pcap"),
+                     *conf_args(conf))
+    assert result.returncode == 0, result.stderr
+    assert "Frame dissection:" in result.stderr and "###[ UDP ]###" in result.stderr
+    assert "payload (225 bytes):" in result.stderr and "0x0000:" in result.stderr

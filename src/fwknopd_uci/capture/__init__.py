@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -74,12 +74,13 @@ class PacketSource(Protocol):
     def close(self) -> None: ...
 
 
-def read_pcap(path: str | Path, pfilter: PacketFilter | None) -> Iterator[CapturedPacket]:
+def read_pcap(path: str | Path, pfilter: PacketFilter | None, *,
+              on_frame: Callable[[int, bytes], None] | None = None) -> Iterator[CapturedPacket]:
     """The SPA candidates in a pcap or pcapng file; see pcap_file.read_pcap."""
     # Offline only (--pcap-file): kept out of the live path's imports (RSS budget).
     from fwknopd_uci.capture import pcap_file
 
-    return pcap_file.read_pcap(path, pfilter)
+    return pcap_file.read_pcap(path, pfilter, on_frame=on_frame)
 
 
 def dissect(linktype: int, frame: bytes) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import importlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["dissect", "read_pcap"]
 
 
-def read_pcap(path: str | Path, pfilter: PacketFilter | None) -> Iterator[CapturedPacket]:
+def read_pcap(path: str | Path, pfilter: PacketFilter | None, *,
+              on_frame: Callable[[int, bytes], None] | None = None) -> Iterator[CapturedPacket]:
     """The SPA candidates in a pcap or pcapng file, in file order.
 
     Args:
@@ -43,6 +44,8 @@ def read_pcap(path: str | Path, pfilter: PacketFilter | None) -> Iterator[Captur
             (pcapng files may mix interfaces).
         pfilter: the PCAP_FILTER to apply, as fwknopd applies PCAP_FILTER to
             a file too; None yields every parsed packet.
+        on_frame: called with (link type, frame) for every packet yielded,
+            just before it is (for -vvv dumps).
 
     Raises:
         CaptureError: the file cannot be opened or is not a capture file
@@ -50,7 +53,7 @@ def read_pcap(path: str | Path, pfilter: PacketFilter | None) -> Iterator[Captur
             beyond a truncated last record (raised during iteration).
     """
     reader = _open(Path(path))
-    return _records(reader, Path(path), pfilter)
+    return _records(reader, Path(path), pfilter, on_frame)
 
 
 def dissect(linktype: int, frame: bytes) -> str:
@@ -94,7 +97,8 @@ def _open(path: Path) -> RawPcapReader:
 
 
 def _records(
-    reader: RawPcapReader, path: Path, pfilter: PacketFilter | None
+    reader: RawPcapReader, path: Path, pfilter: PacketFilter | None,
+    on_frame: Callable[[int, bytes], None] | None = None,
 ) -> Iterator[CapturedPacket]:
     from scapy.error import Scapy_Exception
 
@@ -110,6 +114,8 @@ def _records(
                 if pfilter is None or pfilter.matches(
                     packet.proto, packet.src_port, packet.dst_port
                 ):
+                    if on_frame is not None:
+                        on_frame(linktype, bytes(frame))
                     yield packet
     except Scapy_Exception as exc:
         raise CaptureError(errno.EINVAL, f"corrupt pcap file {str(path)!r}: {exc}") from exc

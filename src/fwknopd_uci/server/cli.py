@@ -175,14 +175,21 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
             return _fail(f"[*] Firewall: {exc}", log)
     family, table = config.nft_table
     daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args)[0],
-                    firewall_label=f"{family} {table} set {config.nft_set}")
+                    firewall_label=f"{family} {table} set {config.nft_set}",
+                    hexdump=args.verbose >= 3 and args.foreground)
     pid_file = Path(config.pid_file)
     try:
         if args.pcap_file:
             from ..capture import read_pcap
             log.info("Reading packets from pcap file: %s", args.pcap_file)
+            from ..capture import dissect
+
+            def dump(linktype: int, frame: bytes) -> None:
+                log.debug("Frame dissection:\n%s", dissect(linktype, frame).rstrip())
+
             try:
-                packets = read_pcap(args.pcap_file, pfilter)
+                packets = read_pcap(args.pcap_file, pfilter,
+                                    on_frame=dump if args.verbose >= 3 else None)
             except ImportError as exc:
                 return _fail(f"[*] --pcap-file needs scapy (pip install scapy): {exc}", log)
             return daemon.serve(packets, packet_limit=args.packet_limit)

@@ -74,12 +74,13 @@ class Daemon:
         clock: returns "now" in epoch seconds (injectable for tests).
         reload: returns a freshly loaded Runtime on SIGHUP, or raises.
         firewall_label: how log lines name where grants go.
+        hexdump: log a hex dump of every candidate payload (-vvv -f).
     """
 
     def __init__(self, runtime: Runtime, firewall: Firewall | None, replay: ReplayCache,
                  log: logging.Logger, *, clock: Callable[[], float] = time.time,
                  reload: Callable[[], Runtime] | None = None,
-                 firewall_label: str = "the firewall") -> None:
+                 firewall_label: str = "the firewall", hexdump: bool = False) -> None:
         self.runtime = runtime
         self.firewall = firewall
         self.replay = replay
@@ -87,6 +88,7 @@ class Daemon:
         self.clock = clock
         self._reload = reload
         self.firewall_label = firewall_label
+        self.hexdump = hexdump
         self._stop = False
         self._hup = False
         self.packets = 0
@@ -95,6 +97,9 @@ class Daemon:
     def handle(self, pkt: CapturedPacket) -> Verdict:
         """Decide on one packet and carry the decision out."""
         now = self.clock()
+        if self.hexdump:
+            self.log.debug("[%s] payload (%d bytes):\n%s", pkt.src_ip, len(pkt.payload),
+                           _hexdump(pkt.payload))
         verdict = evaluate(pkt, self.runtime.stanzas, self.runtime.settings, self.replay, now)
         for event in verdict.events:
             self.log.log(event.level, "%s", event.text)
@@ -234,3 +239,13 @@ class Daemon:
 def _capture_key(config: ServerConfig) -> tuple[object, ...]:
     return (config.enable_udp_server, config.udpserv_port, config.pcap_intf,
             config.pcap_filter, config.enable_pcap_promisc)
+
+
+def _hexdump(data: bytes, width: int = 16) -> str:
+    """Offset, hex and printable ASCII, as the C daemon's -vvv dump."""
+    lines = []
+    for offset in range(0, len(data), width):
+        chunk = data[offset:offset + width]
+        text = "".join(chr(b) if 0x20 <= b < 0x7f else "." for b in chunk)
+        lines.append(f"0x{offset:04x}:  {chunk.hex(' '):<{width * 3}} {text}")
+    return "\n".join(lines)
