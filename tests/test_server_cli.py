@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from netns import netns, requires_root
 
 KEY = "OjuLt2Ly33uvN7cBmIwoZDkEbdouZcfIsWikTvPPEOc="
 HMAC = ("bDCuE1dzt9NPFyvhejoKo29MVCryM+MhSwGzMEORSgeja5v408hzvdi9E52ibMyWYNdP1lj2bTphujX1"
@@ -121,3 +122,54 @@ def test_cli_pcap_file_vvv_dissects_frames(conf: Path, suite_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Frame dissection:" in result.stderr and "###[ UDP ]###" in result.stderr
     assert "payload (225 bytes):" in result.stderr and "0x0000:" in result.stderr
+
+
+def test_cli_exit_parse_config_checks_the_capture_filter(conf: Path) -> None:
+    (conf / "fwknopd.conf").write_text("PCAP_FILTER icmp;\n")
+    result = fwknopd("--exit-parse-config", *conf_args(conf))
+    assert result.returncode == 1 and "PCAP_FILTER" in result.stderr
+
+
+def test_cli_control_commands_work_with_a_broken_access_file(conf: Path) -> None:
+    (conf / "access.conf").write_text("SOURCE ANY\nKEY __CHANGEME__\n")
+    result = fwknopd("-S", *conf_args(conf))
+    assert "No running fwknopd detected." in result.stdout
+
+
+def test_cli_kill_never_signals_an_unrelated_process(conf: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (conf / "fwknopd.pid").write_text(f"{sleeper.pid}\n")
+        result = fwknopd("-K", *conf_args(conf))
+        assert result.returncode == 1 and "No running fwknopd detected." in result.stdout
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@requires_root
+def test_cli_second_instance_is_refused_and_k_stops_the_first(conf: Path) -> None:
+    """Inside a namespace of its own, so the UDP socket faces nothing else."""
+    import time
+
+    (conf / "fwknopd.conf").write_text("UDPSERV_PORT 62299;\n")
+    with netns("cli") as ns:
+        def in_ns(*args: str) -> subprocess.CompletedProcess[str]:
+            return ns.run(sys.executable, "-m", "fwknopd_uci.server.cli", *args, check=False)
+
+        first = ns.popen(sys.executable, "-m", "fwknopd_uci.server.cli", "-f", "-t", "-U",
+                         *conf_args(conf), stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            while in_ns("-S", *conf_args(conf)).returncode != 0:
+                assert time.monotonic() < deadline, "the first daemon did not start"
+                time.sleep(0.1)
+            second = in_ns("-f", "-t", "-U", *conf_args(conf))
+            assert second.returncode == 1 and "already running" in second.stderr
+            assert in_ns("-K", *conf_args(conf)).returncode == 0
+            assert first.wait(timeout=10) == 0
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()

@@ -94,8 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+PATH_OPTIONS = ("config_file", "access_file", "access_folder", "digest_file", "pid_file",
+                "run_dir", "pcap_file", "key_gen_file")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The daemon chdirs to / when it detaches, and re-reads its files on
+    # SIGHUP: relative paths must not change meaning.
+    for name in PATH_OPTIONS:
+        value = getattr(args, name)
+        if value:
+            setattr(args, name, os.path.abspath(value))
+    if args.override_config:
+        args.override_config = ",".join(os.path.abspath(p)
+                                        for p in args.override_config.split(",") if p)
     if args.version:
         print(f"fwknopd server {__version__} (fwknopd-uci, fwknop 2.x protocol compatible)")
         return 0
@@ -103,9 +116,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _key_gen(args)
     if sum(map(bool, (args.dump_config, args.kill, args.restart, args.status))) > 1:
         return _fail("-D, -K, -R and -S are mutually exclusive")
+    # Commands that only need fwknopd.conf keep working while access.conf is
+    # broken (so a bad edit never stops you from stopping the daemon).
+    if args.kill or args.restart or args.status or args.fw_list or args.fw_list_all \
+            or args.fw_flush:
+        try:
+            config, _ = load_server_config(args)
+        except ConfigError as exc:
+            return _fail(f"[*] Fatal: {exc}")
+        if args.kill or args.restart or args.status:
+            return _control(args, config)
+        return _firewall_command(args, config)
     try:
         runtime, warnings = load_runtime(args)
     except ConfigError as exc:
+        for warning in exc.__dict__.get("warnings", ()):
+            print(warning, file=sys.stderr)
         return _fail(f"[*] Fatal: {exc}")
     except OSError as exc:
         return _fail(f"[*] Could not read the configuration: {exc}")
@@ -118,15 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(warning, file=sys.stderr)
         print("Configuration is valid.", file=sys.stderr)
         return 0
-    if args.kill or args.restart or args.status:
-        return _control(args, config)
-    if args.fw_list or args.fw_list_all or args.fw_flush:
-        return _firewall_command(args, config)
     return _serve(args, runtime, warnings)
 
 
-def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
-    """Read fwknopd.conf (+ -O files) and access.conf, apply the options."""
+def load_server_config(args: argparse.Namespace) -> tuple[ServerConfig, list[str]]:
+    """fwknopd.conf (+ -O files) with the command-line overrides applied."""
     pcap_mode = args.pcap_file is not None
     config, warnings = parse_server_conf(args.config_file or DEFAULT_CONFIG,
                                          pcap_file_mode=pcap_mode)
@@ -143,6 +165,24 @@ def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
         "ACCESS_FOLDER": args.access_folder,
     }
     config = config.with_values(**{k: v for k, v in overrides.items() if v is not None})
+    return config, warnings
+
+
+def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
+    """Read fwknopd.conf (+ -O files) and access.conf, apply the options.
+
+    Raises:
+        ConfigError: anything the daemon could not run with, including a
+            capture filter it cannot compile (checked here, so that
+            --exit-parse-config and a SIGHUP reload see it too).
+    """
+    from ..capture import PacketFilter
+
+    config, warnings = load_server_config(args)
+    try:
+        PacketFilter.parse(config.pcap_filter)
+    except ValueError as exc:
+        raise ConfigError(config.path, None, "PCAP_FILTER", str(exc)) from exc
     stanzas, access_warnings = parse_access_conf(config.access_folder or config.access_file,
                                                  server_config=config)
     warnings += access_warnings
@@ -157,12 +197,13 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
                         identity=config.syslog_identity, facility=config.syslog_facility)
     for warning in warnings:
         log.warning("%s", warning)
-    # Fail early on a capture filter we cannot compile.
     from ..capture import PacketFilter
-    try:
-        pfilter = PacketFilter.parse(config.pcap_filter)
-    except ValueError as exc:
-        return _fail(f"[*] {exc}", log)
+
+    pfilter = PacketFilter.parse(config.pcap_filter)  # checked by load_runtime
+    pid_file = Path(config.pid_file)
+    lock_fd = _lock_pid_file(pid_file, log)
+    if lock_fd is None:
+        return 1
     replay = _open_replay(args, config, log)
     if replay is None:
         return 1
@@ -174,19 +215,17 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
         except FirewallError as exc:
             return _fail(f"[*] Firewall: {exc}", log)
     family, table = config.nft_table
-    daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args)[0],
+    daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args),
                     firewall_label=f"{family} {table} set {config.nft_set}",
                     hexdump=args.verbose >= 3 and args.foreground)
-    pid_file = Path(config.pid_file)
     try:
         if args.pcap_file:
-            from ..capture import read_pcap
-            log.info("Reading packets from pcap file: %s", args.pcap_file)
-            from ..capture import dissect
+            from ..capture import dissect, read_pcap
 
             def dump(linktype: int, frame: bytes) -> None:
                 log.debug("Frame dissection:\n%s", dissect(linktype, frame).rstrip())
 
+            log.info("Reading packets from pcap file: %s", args.pcap_file)
             try:
                 packets = read_pcap(args.pcap_file, pfilter,
                                     on_frame=dump if args.verbose >= 3 else None)
@@ -197,8 +236,9 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
         # to whoever started us, not only to syslog.
         source = open_source(runtime, log)
         if not args.foreground:
-            _daemonize()
-        _write_pid_file(pid_file, log)
+            _daemonize()  # the flock on the pid file is inherited by the child
+        os.ftruncate(lock_fd, 0)
+        os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
         return daemon.run(source, lambda rt: open_source(rt, log),
                           packet_limit=args.packet_limit)
     except OSError as exc:
@@ -206,9 +246,30 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
     finally:
         if firewall is not None:
             firewall.close()
-        if _running_pid(pid_file) == os.getpid():
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if _running_pid(pid_file) == os.getpid():
                 pid_file.unlink()
+        os.close(lock_fd)
+
+
+def _lock_pid_file(path: Path, log: logging.Logger) -> int | None:
+    """Open and flock the pid file: one daemon per pid file, or None."""
+    import fcntl
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        _fail(f"[*] Could not open pid file {path}: {exc}", log)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        pid = _running_pid(path)
+        _fail(f"[*] fwknopd is already running (pid={pid}, pid file {path}).", log)
+        return None
+    return fd
 
 
 def open_source(runtime: Runtime, log: logging.Logger) -> PacketSource:
@@ -243,7 +304,8 @@ def _open_replay(args: argparse.Namespace, config: ServerConfig,
         if args.rotate_digest_cache and path.exists() and not args.test:
             os.replace(path, f"{path}-old")
         for warning in cache.load(time.time()):
-            log.info("%s", warning)
+            log.warning("%s", warning)
+        cache.check_writable()  # refuse to start rather than grant unrecorded knocks
     except OSError as exc:
         _fail(f"[*] Digest cache {path}: {exc}", log)
         return None
@@ -289,24 +351,16 @@ def _control(args: argparse.Namespace, config: ServerConfig) -> int:
 
 
 def _running_pid(path: Path) -> int | None:
+    """The pid in the pid file if that process is alive and is fwknopd."""
     try:
         pid = int(path.read_text().split()[0])
-        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError, IndexError):
         return None
+    # Never signal an unrelated process that reused a stale pid.
+    if b"fwknopd" not in cmdline:
+        return None
     return pid
-
-
-def _write_pid_file(path: Path, log: logging.Logger) -> None:
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("Could not write pid file %s: %s", path, exc)
 
 
 def _daemonize() -> None:

@@ -35,7 +35,7 @@ from ..spa import (
     replay_digest,
     unwrap_http,
 )
-from .replay import ReplayEntry
+from .replay import ReplayCache, ReplayEntry
 
 __all__ = ["MAX_RAW_PAYLOAD", "LogEvent", "ReplayView", "Settings", "Verdict", "evaluate"]
 
@@ -86,6 +86,10 @@ class Verdict:
 
 
 class ReplayView(Protocol):
+    # Packets stamped at or before this epoch second may have been forgotten
+    # by the cache and are refused (replay.py explains why).
+    horizon: int
+
     def lookup(self, digest: str) -> ReplayEntry | None: ...
 
     def has_room(self, now: float) -> bool: ...
@@ -94,12 +98,14 @@ class ReplayView(Protocol):
 def evaluate(pkt: CapturedPacket, stanzas: Sequence[AccessStanza], settings: Settings,
              replay: ReplayView, now: float) -> Verdict:
     """Run the reference's checks on one packet and decide."""
-    return _Evaluation(pkt, settings, now).run(stanzas, replay)
+    return _Evaluation(pkt, settings, now, replay.horizon).run(stanzas, replay)
 
 
 class _Evaluation:
-    def __init__(self, pkt: CapturedPacket, settings: Settings, now: float) -> None:
+    def __init__(self, pkt: CapturedPacket, settings: Settings, now: float,
+                 horizon: int) -> None:
         self.pkt = pkt
+        self.horizon = horizon
         self.settings = settings
         self.now = now
         self.src = str(pkt.src_ip)
@@ -154,7 +160,8 @@ class _Evaluation:
                                       "replay cache")
                     return self.verdict()
                 record = ReplayEntry(digest, pkt.proto, src, pkt.src_port, str(pkt.dst_ip),
-                                     pkt.dst_port, max(int(self.now), message.timestamp))
+                                     pkt.dst_port,
+                                     ReplayCache.entry_time(self.now, message.timestamp))
             if grants:
                 return self.verdict(grants=grants, stanza=st.number, record=record,
                                     message=message)
@@ -200,6 +207,13 @@ class _Evaluation:
             else:
                 self.log(WARNING, f"{tag} Error creating fko context: {exc.message}")
             return None
+        if self.settings.digest_persistence and message.timestamp <= self.horizon:
+            # The cache may have forgotten this packet's digest (replay.py).
+            self.log(WARNING, f"{tag} Replay suspected: SPA packet stamped {message.timestamp}, "
+                              f"not after the replay cache horizon {self.horizon}, ignoring "
+                              "SPA packet")
+            self.stop = True
+            return message, (), True
         return message, self.check_access(st, message, xff, tag), self.stop
 
     def check_access(self, st: AccessStanza, msg: SpaMessage, xff: str | None,

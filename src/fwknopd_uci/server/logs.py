@@ -20,6 +20,7 @@ import sys
 __all__ = ["FACILITIES", "LOGGER_NAME", "SYSLOG_SOCKET", "SyslogHandler", "setup_logging"]
 
 LOGGER_NAME = "fwknopd"
+PACKAGE_LOGGER = "fwknopd_uci"
 # SYSLOG_FACILITY names -> facility codes (<syslog.h>, before the << 3).
 FACILITIES = {"LOG_DAEMON": 3, **{f"LOG_LOCAL{i}": 16 + i for i in range(8)}}
 SYSLOG_SOCKET = "/dev/log"
@@ -141,4 +142,10 @@ def setup_logging(*, verbosity: int, to_stderr: bool, to_syslog: bool,
         logger.addHandler(syslog)
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
+    # The library modules log under their own names (fwknopd_uci.firewall...,
+    # e.g. "firewall.repair"); send those to the same place, at the same level.
+    package = logging.getLogger(PACKAGE_LOGGER)
+    package.handlers = list(logger.handlers)
+    package.setLevel(logger.level)
+    package.propagate = False
     return logger

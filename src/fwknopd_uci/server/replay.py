@@ -6,21 +6,33 @@
 # File format, one line per digest, after a header comment:
 #   <digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time>
 # where <digest> is b64-nopad(SHA256(wire)) and <time> the epoch second the
-# entry was created. The C daemon never prunes; we do, within a bound.
+# entry counts from (see below). The C daemon never prunes; we do, within a
+# bound, and remember how far we pruned in a comment line the C daemon
+# ignores:  "# fwknopd-uci horizon <epoch>".
 #
-# Why the memory bound cannot let a replay through:
-# * An entry's time is max(time received, the packet's own timestamp); the
-#   daemon sets it so. With packet aging on, a packet passes the age check
-#   only while |now - ts| <= MAX_SPA_PACKET_AGE. Since ts <= time, it can
-#   pass again only while now <= ts + age <= time + age. Keeping every entry
-#   for 2 * age + CLOCK_SLACK seconds after its time therefore covers the
-#   whole window in which its packet could be accepted again, also for a
-#   packet stamped in the future that was burned while still too new (the
-#   digest is recorded before the age check, as in the C daemon).
-# * With packet aging off, no entry ever expires.
+# Why forgetting entries cannot let a replay through:
+# * An entry's time is max(time received, the packet's own timestamp), the
+#   timestamp capped at FUTURE_CAP seconds ahead (the daemon sets it so).
+#   With packet aging on, a packet passes the age check only while
+#   |now - ts| <= MAX_SPA_PACKET_AGE, so it can pass again only while
+#   now <= ts + age <= time + age. Entries are kept 2 * age + CLOCK_SLACK
+#   seconds after their time, which covers that window.
+# * The window may change later (SIGHUP with a larger MAX_SPA_PACKET_AGE, or
+#   aging turned off). So whenever entries are forgotten, the cache keeps a
+#   horizon: the newest time of any forgotten entry. A forgotten packet's
+#   timestamp is at or before its entry's time, hence at or before the
+#   horizon, and the decision refuses every packet stamped at or before the
+#   horizon as a possible replay, whatever the age settings are now. The
+#   horizon is persisted, so this also holds after a restart.
+# * With packet aging off, no entry is ever forgotten.
 # * When MAX_ENTRIES live entries are held, nothing is evicted: the cache
 #   says it has no room and the daemon refuses new packets (fail closed,
 #   "Could not add digest to replay cache") instead of forgetting one.
+# * The only packets a forgotten entry does not cover are ones stamped more
+#   than FUTURE_CAP seconds ahead of when they were first seen: refused then
+#   (too new), such a packet could be accepted once when its time comes.
+#   It was never accepted before, so this is a late first use, not a
+#   replay; the cap keeps one key holder from filling the cache until 2038.
 # Lookups are dict lookups; the digest is not a secret (it is a hash of what
 # the sender put on the wire), so a timing difference leaks nothing.
 
@@ -28,12 +40,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-__all__ = ["CLOCK_SLACK", "MAX_ENTRIES", "ReplayCache", "ReplayCacheFull", "ReplayEntry"]
+__all__ = ["CLOCK_SLACK", "FUTURE_CAP", "MAX_ENTRIES", "ReplayCache", "ReplayCacheFull",
+           "ReplayEntry"]
 
 # 20,000 entries cost about 4 MB. With aging on (the default, 120 s window)
 # this would take a sustained 40 valid knocks per second from key holders to
@@ -45,7 +59,14 @@ CLOCK_SLACK = 600
 # Prune expired entries every this many additions, so memory stays small
 # in normal use without an O(n) scan per knock.
 PRUNE_EVERY = 256
+# How far ahead a packet's own timestamp may push its entry's time: twice the
+# largest MAX_SPA_PACKET_AGE fwknopd.conf allows (100000 s).
+FUTURE_CAP = 200_000
+# A digest file larger than this is refused at start (about 5 x MAX_ENTRIES
+# lines): it cannot be ours, and reading it would defeat the memory bound.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 HEADER = "# <digest> <proto> <src_ip> <src_port> <dst_ip> <dst_port> <time>\n"
+HORIZON_PREFIX = "# fwknopd-uci horizon "
 
 
 class ReplayCacheFull(Exception):
@@ -96,6 +117,7 @@ class ReplayCache:
         self.max_entries = max_entries
         self._entries: dict[str, ReplayEntry] = {}
         self._adds_since_prune = 0
+        self.horizon = 0  # newest time of any forgotten entry (0: none)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -104,18 +126,39 @@ class ReplayCache:
     def retention_for(packet_aging: bool, max_age: int) -> int | None:
         return 2 * max_age + CLOCK_SLACK if packet_aging else None
 
+    @staticmethod
+    def entry_time(received: float, stamp: int) -> int:
+        """The time an entry counts from (see the module header)."""
+        now = int(received)
+        return max(now, min(stamp, now + FUTURE_CAP))
+
     def load(self, now: float) -> list[str]:
         """Read the file (if any), drop expired entries, return warnings.
 
         Malformed lines are skipped with a warning, as the C daemon does.
         When entries were dropped the file is rewritten atomically.
+
+        Raises:
+            OSError: the file cannot be read, is not a regular file, or is
+                larger than MAX_FILE_BYTES.
         """
         warnings: list[str] = []
         if self.path is None or not self.path.exists():
             return warnings
+        info = self.path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{self.path} is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise OSError(f"{self.path} is larger than {MAX_FILE_BYTES} bytes; move it away "
+                          "or start once with --rotate-digest-cache")
         total = 0
         with open(self.path, encoding="ascii", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
+                if line.startswith(HORIZON_PREFIX):
+                    with contextlib.suppress(ValueError):
+                        self.horizon = max(self.horizon,
+                                           int(line[len(HORIZON_PREFIX):].strip()))
+                    continue
                 if not line.strip() or line[0] in "#;\r\n\0":
                     continue
                 total += 1
@@ -129,7 +172,21 @@ class ReplayCache:
         self.prune(now)
         if len(self._entries) != total and not self.read_only:
             self._rewrite()
+        if len(self._entries) >= self.max_entries * 9 // 10:
+            warnings.append(f"{self.path}: the replay cache holds {len(self._entries)} live "
+                            f"entries of at most {self.max_entries}; when it is full, new "
+                            "knocks are refused")
         return warnings
+
+    def check_writable(self) -> None:
+        """Create the file (with its header) if needed; OSError if it cannot be written."""
+        if self.path is None or self.read_only:
+            return
+        new = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="ascii") as handle:
+            if new:
+                handle.write(HEADER)
 
     def lookup(self, digest: str) -> ReplayEntry | None:
         return self._entries.get(digest)
@@ -152,7 +209,8 @@ class ReplayCache:
         if entry.digest in self._entries:
             return
         if not self.has_room(entry.created):
-            raise ReplayCacheFull(f"replay cache holds {len(self._entries)} live entries")
+            raise ReplayCacheFull(f"the replay cache is full ({len(self._entries)} live "
+                                  "entries)")
         self._entries[entry.digest] = entry
         self._adds_since_prune += 1
         if self._adds_since_prune >= PRUNE_EVERY:
@@ -166,9 +224,10 @@ class ReplayCache:
         if self.retention is None:
             return 0
         oldest = now - self.retention
-        stale = [d for d, e in self._entries.items() if e.created < oldest]
-        for digest in stale:
-            del self._entries[digest]
+        stale = [e for e in self._entries.values() if e.created < oldest]
+        for entry in stale:
+            del self._entries[entry.digest]
+            self.horizon = max(self.horizon, entry.created)
         return len(stale)
 
     def entries(self) -> Iterable[ReplayEntry]:
@@ -196,6 +255,8 @@ class ReplayCache:
             with os.fdopen(fd, "w", encoding="ascii") as handle:
                 os.fchmod(handle.fileno(), 0o600)
                 handle.write(HEADER)
+                if self.horizon:
+                    handle.write(f"{HORIZON_PREFIX}{self.horizon}\n")
                 handle.writelines(e.line() for e in self._entries.values())
                 handle.flush()
                 os.fsync(handle.fileno())
