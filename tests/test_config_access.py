@@ -66,7 +66,9 @@ def test_config_access_comments_only_in_column_one(tmp_path: Path) -> None:
     text = b"SOURCE ANY\n# c\n; c\n\r\n\n\x00KEY bad\nKEY fwknoptest\n  # indented\n"
     stanzas, warnings = load(tmp_path, text)
     assert key(stanzas[0]) == b"fwknoptest"
-    assert any("Ignoring unknown access parameter: '#'" in w for w in warnings)
+    # `  # indented` is a variable `#`: not name-like, so reported by line only.
+    assert any("Ignoring an unknown access parameter" in w and "at line 8" in w
+               for w in warnings)
 
 
 def test_config_access_semicolon_ends_the_value(tmp_path: Path) -> None:
@@ -177,8 +179,8 @@ def test_config_access_all_typed_fields(tmp_path: Path) -> None:
     assert stanza.access_expire == 4102444800
 
 
-@pytest.mark.parametrize("value, expected", [("0", 30), ("abc", 30), ("-0", 30), ("1", 1),
-                                             ("45s", 45)])
+@pytest.mark.parametrize("value, expected", [("0", 30), ("-0", 30), ("+0", 30), ("1", 1),
+                                             ("045", 45)])
 def test_config_access_fw_access_timeout_below_one_is_default(tmp_path: Path, value: str,
                                                               expected: int) -> None:
     stanza = one(tmp_path, f"SOURCE ANY\nKEY k\nFW_ACCESS_TIMEOUT {value}\n"
@@ -523,10 +525,13 @@ def test_config_access_error_text_format(tmp_path: Path) -> None:
 # -- warnings -----------------------------------------------------------------
 
 def test_config_access_unknown_parameter_warning(tmp_path: Path) -> None:
-    """LuCI's keytype/hkeytype hints (openwrt.md 1.3) are only noise."""
-    _, warnings = load(tmp_path, "SOURCE ANY\nkeytype Base 64 key\nKEY k\n")
-    assert f"[*] Ignoring unknown access parameter: 'keytype' in {tmp_path / 'access.conf'}" \
-        in warnings
+    """LuCI's keytype/hkeytype hints (openwrt.md 1.3) are only noise; a
+    lower-case word is not name-like, so it is reported by its line only."""
+    path = tmp_path / "access.conf"
+    _, warnings = load(tmp_path, "SOURCE ANY\nkeytype Base 64 key\nKEY k\nKEYTYPE x\n")
+    assert (f"[*] Ignoring an unknown access parameter in {path} at line 2 (not shown: it "
+            "does not look like a variable name)") in warnings
+    assert f"[*] Ignoring unknown access parameter: 'KEYTYPE' in {path} at line 4" in warnings
 
 
 def test_config_access_require_source_address_warning_per_stanza(tmp_path: Path) -> None:
@@ -585,8 +590,15 @@ def test_config_access_permission_warning(tmp_path: Path) -> None:
 
 
 def test_config_access_messages_escape_control_characters(tmp_path: Path) -> None:
+    """A word with an escape is not name-like (never quoted); a file name with
+    one is shown escaped."""
     _, warnings = load(tmp_path, b"SOURCE ANY\nKEY k\nBAD\x1b[31m x\n")
-    assert any("'BAD\\x1b[31m'" in w for w in warnings)
+    assert any("unknown access parameter" in w and "line 3" in w for w in warnings)
+    assert not any("\x1b" in w or "BAD" in w for w in warnings)
+    odd = write(tmp_path, "SOURCE ANY\nKEY k\n", "a\x1b[2Jb.conf")
+    odd.chmod(0o644)
+    warnings = parse_access_conf(odd)[1]
+    assert any("a\\x1b[2Jb.conf" in w for w in warnings)
     assert not any("\x1b" in w for w in warnings)
 
 
@@ -612,3 +624,202 @@ def test_config_access_number_of_files_is_bounded(tmp_path: Path) -> None:
     small = write(tmp_path, "SOURCE ANY\nKEY k\n", "small.conf")
     error = fatal(tmp_path, f"%include {small}\n" * 300)
     assert "more than 256 files" in error.message
+
+
+# -- keys never reach a message (break-test findings) ---------------------------
+
+# A key as fwknop --key-gen writes it (not a real one).
+GEN_KEY = "NcjhQ3vq9n8fLmP2xYzAbCdEfGhIjKlMnOpQrStUvGY="
+
+
+def texts(error: ConfigError) -> str:
+    return "\n".join([str(error), *error.warnings])
+
+
+@pytest.mark.parametrize("line", [f"KEY_BASE64={GEN_KEY}", GEN_KEY, f"HMAC_KEY:{GEN_KEY}:x",
+                                  f"{GEN_KEY}:"])
+def test_config_access_key_alone_or_glued_is_not_echoed(tmp_path: Path, line: str) -> None:
+    """A word without a value is fatal (8.1), but the word is not quoted."""
+    error = fatal(tmp_path, f"SOURCE ANY\nKEY k\n{line}\n")
+    assert (error.line, error.variable) == (3, None)
+    assert "unparseable line" in error.message
+    assert GEN_KEY not in texts(error) and GEN_KEY[:8] not in texts(error)
+    assert str(error) == f"{tmp_path / 'access.conf'}:3: {error.message}"
+
+
+def test_config_access_key_as_first_word_is_not_echoed(tmp_path: Path) -> None:
+    _, warnings = load(tmp_path, f"SOURCE ANY\nKEY k\n{GEN_KEY} trailing\nKEY_BASE64 {GEN_KEY}\n")
+    assert any("unknown access parameter" in w and "line 3" in w for w in warnings)
+    assert not any(GEN_KEY[:8] in w for w in warnings)
+
+
+def test_config_access_key_alone_in_a_key_file_is_not_echoed(tmp_path: Path) -> None:
+    keys = write(tmp_path, f"{GEN_KEY} # pasted\nKEY_BASE64 {GEN_KEY}\n", "keys.conf")
+    stanzas, warnings = load(tmp_path, f"SOURCE ANY\n%include_keys {keys}\n")
+    assert len(key(stanzas[0])) == 32
+    assert any("Ignoring an invalid entry in key file" in w and "line 1" in w for w in warnings)
+    assert not any(GEN_KEY[:8] in w for w in warnings)
+    write(tmp_path, f"{GEN_KEY}\n", "keys.conf")
+    error = fatal(tmp_path, f"SOURCE ANY\n%include_keys {keys}\n")
+    assert (error.path, error.line, error.variable) == (str(keys), 1, None)
+    assert GEN_KEY[:8] not in texts(error)
+
+
+@pytest.mark.parametrize("text, variable", [
+    (f"SOURCE ANY KEY_BASE64 {GEN_KEY}\nKEY k\n", "SOURCE"),      # two lines run together
+    (f"SOURCE ANY\nKEY k\nOPEN_PORTS tcp/22 KEY_BASE64 {GEN_KEY}\n", "OPEN_PORTS"),
+    (f"SOURCE ANY\nKEY k\nFW_ACCESS_TIMEOUT 30 KEY_BASE64 {GEN_KEY}\n", "FW_ACCESS_TIMEOUT"),
+    (f"SOURCE ANY\nKEY k\nHMAC_DIGEST_TYPE {GEN_KEY}\n", "HMAC_DIGEST_TYPE"),
+    (f"SOURCE ANY\nKEY k\nENCRYPTION_MODE {GEN_KEY}\n", "ENCRYPTION_MODE"),
+    (f"SOURCE ANY\nKEY k\nACCESS_EXPIRE {GEN_KEY}\n", "ACCESS_EXPIRE"),
+    (f"SOURCE ANY\nKEY k\nCMD_EXEC_USER {GEN_KEY}\n", "CMD_EXEC_USER"),
+    (f"SOURCE ANY\nKEY k\nFORCE_NAT {GEN_KEY}\n", "FORCE_NAT"),
+    (f"SOURCE ANY\nKEY k\n%include {GEN_KEY}\n", "%include"),
+    (f"SOURCE ANY\nKEY k\n%include_folder {GEN_KEY}\n", "%include_folder"),
+    (f"SOURCE ANY\nKEY_BASE64 {GEN_KEY} x\n", "KEY_BASE64"),
+])
+def test_config_access_bad_values_are_not_quoted(tmp_path: Path, text: str,
+                                                 variable: str) -> None:
+    error = fatal(tmp_path, text)
+    assert error.variable == variable
+    assert GEN_KEY[:8] not in texts(error)
+
+
+def test_config_access_invalid_source_is_not_quoted_in_warnings(tmp_path: Path) -> None:
+    """Stanza messages quote the SOURCE only once it parses as an address list."""
+    error = fatal(tmp_path, f"SOURCE 10.0.0.1 KEY_BASE64 {GEN_KEY}\nKEY k\n")
+    assert GEN_KEY[:8] not in texts(error)
+    assert any("(invalid SOURCE at" in w for w in error.warnings)
+
+
+def test_config_access_existing_include_path_is_shown(tmp_path: Path) -> None:
+    """A path is quoted when it names a file; a missing one is not."""
+    error = fatal(tmp_path, f"SOURCE ANY\nKEY k\n%include {tmp_path}\n")
+    assert "not a regular file" in error.message and f"'{tmp_path}'" in error.message
+    error = fatal(tmp_path, f"SOURCE ANY\nKEY k\n%include {tmp_path / 'gone.conf'}\n")
+    assert "gone.conf" not in error.message and "not shown" in error.message
+
+
+# -- bounded loading ------------------------------------------------------------
+
+def test_config_access_file_over_one_mib_is_fatal(tmp_path: Path) -> None:
+    filler = "# " + "x" * 1000 + "\n"
+    body = "SOURCE ANY\nKEY k\n"
+    text = body + filler * ((1024 * 1024 - len(body)) // len(filler))
+    assert len(one(tmp_path, text).variables) == 2  # just under 1 MiB: fine
+    error = fatal(tmp_path, text + filler)
+    assert error.line is None and "larger than 1048576 bytes" in error.message
+
+
+def test_config_access_character_device_is_refused(tmp_path: Path) -> None:
+    """`-a /dev/zero` must neither hang nor fill memory."""
+    with pytest.raises(ConfigError, match="not a regular file"):
+        parse_access_conf("/dev/zero")
+    error = fatal(tmp_path, "SOURCE ANY\nKEY k\n%include /dev/zero\n")
+    assert (error.line, error.variable) == (3, "%include")
+    assert "not a regular file" in error.message
+
+
+def test_config_access_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        parse_access_conf(fifo)
+
+
+def test_config_access_fifo_swapped_in_after_the_check(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check is repeated on the open descriptor, and the open does not
+    block: a FIFO put in place after the stat is refused, not waited on."""
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)
+    regular = write(tmp_path, "SOURCE ANY\nKEY k\n", "real.conf")
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: real_stat(
+        regular if os.fspath(path) == str(fifo) else path, *a, **k))
+    with pytest.raises(ConfigError, match="not a regular file"):
+        parse_access_conf(fifo)
+
+
+def test_config_access_include_tree_bytes_are_bounded(tmp_path: Path) -> None:
+    big = write(tmp_path, "SOURCE ANY\nKEY k\n" + ("#" + "y" * 1000 + "\n") * 1000, "big.conf")
+    error = fatal(tmp_path, f"%include {big}\n" * 5)
+    assert error.line == 5 and "larger than 4194304 bytes" in error.message
+
+
+def test_config_access_number_of_stanzas_is_bounded(tmp_path: Path) -> None:
+    assert len(load(tmp_path, "SOURCE ANY\nKEY k\n" * 4096)[0]) == 4096
+    error = fatal(tmp_path, "SOURCE ANY\nKEY k\n" * 4097)
+    assert (error.line, error.variable) == (2 * 4097 - 1, "SOURCE")
+    assert "more than 4096 access stanzas" in error.message
+
+
+def test_config_access_folder_entries_are_bounded(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from fwknopd_uci.config import access_conf
+    monkeypatch.setattr(access_conf, "MAX_FOLDER_ENTRIES", 3)
+    for name in ("a.conf", "b.conf", "c.txt", "d.txt"):
+        write(tmp_path / "d", "SOURCE ANY\nKEY k\n", name)
+    error = fatal(tmp_path, f"%include_folder {tmp_path / 'd'}\n")
+    assert "more than 3 entries" in error.message
+
+
+def test_config_access_warnings_are_bounded(tmp_path: Path) -> None:
+    _, warnings = load(tmp_path, "SOURCE ANY\nKEY k\n" + "UNKNOWN x\n" * 1000)
+    assert len(warnings) == 101
+    assert warnings[-1] == "[*] More than 100 warnings; the rest are not shown"
+
+
+# -- integers and ports -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["FW_ACCESS_TIMEOUT", "MAX_FW_TIMEOUT", "CMD_CYCLE_TIMER",
+                                  "ACCESS_EXPIRE_EPOCH"])
+@pytest.mark.parametrize("value", ["ten", "45s", "0x10", "3 0", "1e3", "٣", "-"])
+def test_config_access_non_numeric_integer_is_fatal(tmp_path: Path, name: str,
+                                                    value: str) -> None:
+    """fwknopd's strtol reads "ten" as 0 (FW_ACCESS_TIMEOUT: the 30 s default,
+    ACCESS_EXPIRE_EPOCH: expired in 1970) and "45s" as 45; we refuse."""
+    error = fatal(tmp_path, f"SOURCE ANY\nKEY k\n{name} {value}\n")
+    assert (error.line, error.variable) == (3, name)
+    assert "not a whole number" in error.message and f"'{value}'" not in error.message
+
+
+@pytest.mark.parametrize("name", ["OPEN_PORTS", "RESTRICT_PORTS"])
+@pytest.mark.parametrize("value", ["tcp/0", "tcp/22, udp/0", "udp/000"])
+def test_config_access_port_zero_is_fatal(tmp_path: Path, name: str, value: str) -> None:
+    error = fatal(tmp_path, f"SOURCE ANY\nKEY k\n{name} {value}\n")
+    assert (error.line, error.variable) == (3, name)
+    assert "1..65535" in error.message
+
+
+# -- byte order mark, warnings before a fatal error ------------------------------
+
+def test_config_access_utf8_bom_is_ignored(tmp_path: Path) -> None:
+    keys = write(tmp_path, "\ufeffKEY_BASE64 dGVzdA==\n", "keys.conf")
+    inc = write(tmp_path, "\ufeffSOURCE 10.0.0.1\nKEY two\n", "inc.conf")
+    stanzas, warnings = load(tmp_path, f"\ufeffSOURCE ANY\n%include_keys {keys}\n"
+                                       f"%include {inc}\n")
+    assert [key(s) for s in stanzas] == [b"test", b"two"]
+    assert not any("unknown" in w or "invalid entry" in w for w in warnings)
+
+
+def test_config_access_bom_only_at_the_start(tmp_path: Path) -> None:
+    _, warnings = load(tmp_path, "SOURCE ANY\nKEY k\n\ufeffREQUIRE_SOURCE_ADDRESS Y\n")
+    assert any("unknown access parameter" in w and "line 3" in w for w in warnings)
+
+
+def test_config_access_error_carries_the_warnings_before_it(tmp_path: Path) -> None:
+    keys = tmp_path / "gone.conf"
+    error = fatal(tmp_path, f"SOURCE ANY\n%include_keys {keys}\nKEY_TYPO k\n")
+    assert "Could not find valid SOURCE stanza" in error.message
+    assert any("KEY_TYPO" in w for w in error.warnings)
+    assert any("Could not include key file" in w for w in error.warnings)
+    assert any("stanza dropped" in w for w in error.warnings)
+
+
+def test_config_access_error_with_warnings_pickles(tmp_path: Path) -> None:
+    import pickle
+    error = fatal(tmp_path, "SOURCE ANY\nKEY k\nBOGUS x\nFW_ACCESS_TIMEOUT ten\n")
+    assert error.warnings and "BOGUS" in error.warnings[0]
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.warnings) == (str(error), error.warnings)

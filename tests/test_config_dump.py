@@ -99,3 +99,38 @@ def test_config_dump_without_stanzas(tmp_path: Path) -> None:
 def test_config_dump_escapes_control_characters(tmp_path: Path) -> None:
     text, _ = parsed(tmp_path, "SOURCE ANY\nKEY k\nREQUIRE_USERNAME a\x1b[2Jb\n")
     assert "\x1b" not in text and "a\\x1b[2Jb" in text
+
+
+GEN_KEY = "NcjhQ3vq9n8fLmP2xYzAbCdEfGhIjKlMnOpQrStUvGY="
+
+
+def test_config_dump_hides_a_key_line_run_into_another(tmp_path: Path) -> None:
+    """`REQUIRE_USERNAME bob KEY_BASE64 <key>` is two lines run together: the
+    value holds a key variable's name, so -D does not print it."""
+    text, stanzas = parsed(tmp_path, f"SOURCE ANY\nKEY k\nREQUIRE_USERNAME bob KEY_BASE64 "
+                                     f"{GEN_KEY}\nCMD_CYCLE_OPEN x HMAC_KEY {GEN_KEY}\n"
+                                     "CMD_CYCLE_CLOSE NONE\n",
+                           f"PCAP_FILTER udp port 1 HMAC_KEY_BASE64 {GEN_KEY}\n")
+    assert GEN_KEY[:8] not in text
+    assert stanzas[0].require_username is not None  # kept as written, only not shown
+    assert f"{'REQUIRE_USERNAME':>27}:  <hidden" in text
+    assert "PCAP_FILTER                  =  '<hidden" in text
+
+
+def test_config_dump_odd_key_lines_never_reach_it(tmp_path: Path) -> None:
+    access = (f"SOURCE ANY\nKEY k\n{GEN_KEY} trailing\nKEY:{GEN_KEY}:x trailing\n"
+              f"\"KEY_BASE64\" {GEN_KEY}\nKEY_BASE64: {GEN_KEY}\n")
+    server = f"{GEN_KEY} x\nKEY_BASE64 {GEN_KEY}\nHMAC_KEY: {GEN_KEY}\n"
+    text, stanzas = parsed(tmp_path, access, server)
+    assert GEN_KEY[:8] not in text
+    assert stanzas[0].keys is not None and len(stanzas[0].keys.key) == 32
+
+
+def test_config_dump_masks_every_name_holding_key_or_pw(tmp_path: Path) -> None:
+    stanza = AccessStanza(number=1, source=AddressList(True, (), "ANY"),
+                          keys=StanzaKeys(b"k1", None),
+                          variables={"SOURCE": "ANY", "GPG_ALLOW_NO_PW": "secret-ish",
+                                     "GPG_DECRYPT_PW": "pw-secret"})
+    text = dump_config(defaults(tmp_path), [stanza])
+    assert "secret-ish" not in text and "pw-secret" not in text
+    assert f"{'GPG_ALLOW_NO_PW':>27}:  {MASK}" in text

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from fwknopd_uci.config import AddressList, parse_address_list, parse_port_list
-from fwknopd_uci.config.lists import c_strtol
+from fwknopd_uci.config.lists import c_strtol, parse_int
 
 
 def ip(text: str) -> IPv4Address:
@@ -107,19 +107,21 @@ def test_config_lists_address_list_is_frozen() -> None:
 def test_config_lists_ports() -> None:
     assert parse_port_list("tcp/22, udp/53") == (("tcp", 22), ("udp", 53))
     assert parse_port_list("TCP/22,Udp/6001") == (("tcp", 22), ("udp", 6001))
-    assert parse_port_list(" tcp/0 , tcp/65535") == (("tcp", 0), ("tcp", 65535))
+    assert parse_port_list(" tcp/1 , tcp/65535") == (("tcp", 1), ("tcp", 65535))
     assert parse_port_list("tcp/22,tcp/22") == (("tcp", 22), ("tcp", 22))
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("tcp/123453", "0..65535"),        # 13.3 fuzzing_open_ports_access.conf
-    ("tcp/65536", "0..65535"),
+    ("tcp/123453", "1..65535"),        # 13.3 fuzzing_open_ports_access.conf
+    ("tcp/65536", "1..65535"),
+    ("tcp/0", "1..65535"),             # libfko: a client can only ask for 1..65535
+    ("udp/00", "1..65535"),
     ("A" * 40, "need <proto>/<port>"),  # 13.3 fuzzing_restrict_ports_access.conf
     ("icmp/1", "tcp or udp"),
     ("sctp/22", "tcp or udp"),
-    ("tcp/22-25", "0..65535"),
-    ("tcp/", "0..65535"),
-    ("tcp/-1", "0..65535"),
+    ("tcp/22-25", "1..65535"),
+    ("tcp/", "1..65535"),
+    ("tcp/-1", "1..65535"),
     ("/22", "tcp or udp"),
     ("tcp/22,", "empty entry"),
 ])
@@ -139,3 +141,27 @@ def test_config_lists_c_strtol(text: str, value: int | None) -> None:
 
 def test_config_lists_c_strtol_wider_limit() -> None:
     assert c_strtol("4102444800", limit=2**63 - 1) == 4102444800
+
+
+@pytest.mark.parametrize("text, value", [
+    ("123", 123), ("+5", 5), ("-3", -3), ("007", 7), ("-0", 0),
+    ("123abc", None), ("abc", None), ("", None), (" 5", None), ("5 ", None), ("0x10", None),
+    ("1_000", None), ("٣", None), ("+", None), ("1e3", None),
+])
+def test_config_lists_parse_int_is_strict(text: str, value: int | None) -> None:
+    """Unlike c_strtol (the reference), no digits or trailing text is None."""
+    assert parse_int(text) == value
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/8, NcjhQ3vq9n8fLmP2xYzAbCdEfGhIjKlMnOpQrStUvGY=",
+                                  "ANY KEY_BASE64 NcjhQ3vq9n8fLmP2", "1.2.3.4/NcjhQ3vq9n8fL"])
+def test_config_lists_address_errors_do_not_quote_the_entry(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_address_list(text)
+    assert "NcjhQ3vq" not in str(info.value) and "entry" in str(info.value)
+
+
+def test_config_lists_port_errors_name_the_entry_by_position() -> None:
+    with pytest.raises(ValueError, match="entry 2 is invalid") as info:
+        parse_port_list("tcp/22, tcp/NcjhQ3vq9n8fLmP2")
+    assert "NcjhQ3vq" not in str(info.value)

@@ -65,8 +65,9 @@ def test_config_server_comments_only_in_column_one(tmp_path: Path) -> None:
     text = b"# c\n; c\n\r\n\n\x00PCAP_INTF eth9\n  # indented\nPCAP_INTF eth1\n"
     config, warnings = load(tmp_path, text)
     assert config.pcap_intf == "eth1"
-    assert warnings == [("[*] Ignoring unknown configuration parameter: '#' in "
-                         f"{tmp_path / 'fwknopd.conf'}")]
+    assert warnings == [(f"[*] Ignoring an unknown configuration parameter in "
+                         f"{tmp_path / 'fwknopd.conf'} at line 6 (not shown: it does not look "
+                         "like a variable name)")]
 
 
 def test_config_server_value_cut_at_semicolon_and_spaces_kept(tmp_path: Path) -> None:
@@ -100,9 +101,11 @@ def test_config_server_no_colon_stripping(tmp_path: Path) -> None:
 
 
 def test_config_server_names_are_case_sensitive(tmp_path: Path) -> None:
-    config, warnings = load(tmp_path, "pcap_intf eth1\n")
+    config, warnings = load(tmp_path, "pcap_intf eth1\nPCAP_INTF_X eth2\n")
     assert config.pcap_intf == "eth0"
-    assert any("'pcap_intf'" in w for w in warnings)
+    assert any("unknown configuration parameter" in w and "line 1" in w for w in warnings)
+    assert not any("pcap_intf" in w for w in warnings)  # not name-like: not quoted
+    assert any("'PCAP_INTF_X'" in w and "line 2" in w for w in warnings)
 
 
 def test_config_server_variable_without_value_is_skipped(tmp_path: Path) -> None:
@@ -184,7 +187,6 @@ def test_config_server_udp_server_neither_y_nor_n_is_fatal(tmp_path: Path) -> No
 @pytest.mark.parametrize("name, value, low, high", [
     ("MAX_SPA_PACKET_AGE", "0", 1, 100000),
     ("MAX_SPA_PACKET_AGE", "100001", 1, 100000),
-    ("MAX_SPA_PACKET_AGE", "abc", 1, 100000),          # strtol: no digits is 0
     ("MAX_SPA_PACKET_AGE", "99999999999", 1, 100000),  # ERANGE
     ("UDPSERV_PORT", "0", 1, 65535),
     ("UDPSERV_PORT", "70000", 1, 65535),
@@ -202,9 +204,8 @@ def test_config_server_integer_out_of_range_is_fatal(tmp_path: Path, name: str, 
     assert error.message == f"var {name} value '{value}' not in the range {low}-{high}"
 
 
-def test_config_server_integer_trailing_garbage_is_ignored(tmp_path: Path) -> None:
-    """1.7: strtol reads `60s` as 60."""
-    config, _ = load(tmp_path, "MAX_SPA_PACKET_AGE 60s\nRULES_CHECK_THRESHOLD 0\n")
+def test_config_server_integer_forms_that_are_accepted(tmp_path: Path) -> None:
+    config, _ = load(tmp_path, "MAX_SPA_PACKET_AGE +060\nRULES_CHECK_THRESHOLD 0;\n")
     assert config.max_spa_packet_age == 60
     assert config.rules_check_threshold == 0
 
@@ -311,7 +312,9 @@ def test_config_server_overlong_line(tmp_path: Path) -> None:
 def test_config_server_invalid_utf8_is_kept_not_fatal(tmp_path: Path) -> None:
     config, warnings = load(tmp_path, b"SYSLOG_IDENTITY fw\xffknop\n\xfe\xfe x\n")
     assert config.syslog_identity.encode("utf-8", "surrogateescape") == b"fw\xffknop"
-    assert any("'\\xfe\\xfe'" in w for w in warnings)  # shown escaped, never raw
+    # Not name-like, so not quoted; the warning is still plain UTF-8.
+    assert any("unknown configuration parameter" in w and "line 2" in w for w in warnings)
+    assert all(w.encode("utf-8") for w in warnings)
 
 
 def test_config_server_permission_warning(tmp_path: Path) -> None:
@@ -330,3 +333,98 @@ def test_config_server_verbose(tmp_path: Path) -> None:
 
 def test_config_server_class_attribute_access_does_not_crash() -> None:
     assert "PCAP_INTF" in (ServerConfig.pcap_intf.__doc__ or "")
+
+
+# -- break-test findings ----------------------------------------------------------
+
+GEN_KEY = "NcjhQ3vq9n8fLmP2xYzAbCdEfGhIjKlMnOpQrStUvGY="
+INTEGERS = ["PCAP_DISPATCH_COUNT", "PCAP_LOOP_SLEEP", "MAX_SNIFF_BYTES", "MAX_SPA_PACKET_AGE",
+            "RULES_CHECK_THRESHOLD", "TCPSERV_PORT", "UDPSERV_PORT", "UDPSERV_SELECT_TIMEOUT",
+            "CMD_EXEC_TIMEOUT", "NFQ_PORT", "NFQ_QUEUE_NUMBER", "NFQ_LOOP_SLEEP",
+            "IPFW_START_RULE_NUM", "IPFW_MAX_RULES", "IPFW_ACTIVE_SET_NUM", "IPFW_EXPIRE_SET_NUM",
+            "IPFW_EXPIRE_PURGE_INTERVAL", "PF_EXPIRE_INTERVAL", "VERBOSE"]
+
+
+@pytest.mark.parametrize("name", INTEGERS)
+@pytest.mark.parametrize("value", ["ten", "60s", "0x10", "1 2", "٣"])
+def test_config_server_non_numeric_integer_is_fatal(tmp_path: Path, name: str,
+                                                    value: str) -> None:
+    """7.1 / 1.7: strtol would read "ten" as 0 and "60s" as 60; we refuse."""
+    error = fatal(tmp_path, f"# c\n{name} {value}\n")
+    assert (error.line, error.variable) == (2, name)
+    assert "not a whole number" in error.message and f"'{value}'" not in error.message
+
+
+def test_config_server_unused_integers_must_fit_an_int(tmp_path: Path) -> None:
+    assert load(tmp_path, "NFQ_QUEUE_NUMBER -3\nVERBOSE +2\n")[0].verbose == 2
+    error = fatal(tmp_path, "IPFW_MAX_RULES 2147483648\n")
+    assert error.variable == "IPFW_MAX_RULES" and "not in the range" in error.message
+
+
+def test_config_server_with_values_keeps_working(tmp_path: Path) -> None:
+    """The daemon's -O files and options go through with_values."""
+    config, _ = load(tmp_path, "PCAP_INTF eth1\nMAX_SPA_PACKET_AGE 60\n")
+    more, _ = parse_server_conf(conf(tmp_path, "UDPSERV_PORT 6000\nVERBOSE 1\n", "o.conf"))
+    merged = config.with_values(**{k: v for k, v in more.values.items() if k in more.explicit})
+    assert (merged.pcap_intf, merged.udpserv_port, merged.verbose) == ("eth1", 6000, 1)
+    assert merged.lines["MAX_SPA_PACKET_AGE"] == 2
+    with pytest.raises(ConfigError) as info:
+        merged.with_values(MAX_SPA_PACKET_AGE="ten")
+    assert str(info.value) == ("<command line>: MAX_SPA_PACKET_AGE: var MAX_SPA_PACKET_AGE "
+                               "value is not a whole number (range 1-100000)")
+
+
+@pytest.mark.parametrize("line", [f"KEY_BASE64={GEN_KEY}", GEN_KEY, f"{GEN_KEY} value",
+                                  f"HMAC_KEY_BASE64:{GEN_KEY} x", f"PCAP_INTF ${GEN_KEY}",
+                                  f"PCAP_INTF $NOT{GEN_KEY}"])
+def test_config_server_keys_are_not_echoed(tmp_path: Path, line: str) -> None:
+    config, warnings = load(tmp_path, f"{line}\n")
+    assert config.pcap_intf == "eth0"
+    assert len(warnings) == 1 and "line 1" in warnings[0]
+    assert GEN_KEY[:8] not in warnings[0]
+
+
+@pytest.mark.parametrize("line", [f"SYSLOG_FACILITY {GEN_KEY}", f"NFT_TABLE inet {GEN_KEY}",
+                                  f"NFT_SET {GEN_KEY}",
+                                  f"MAX_SPA_PACKET_AGE 60 HMAC_KEY {GEN_KEY}",
+                                  f"ENABLE_UDP_SERVER x{GEN_KEY}"])
+def test_config_server_bad_values_are_not_quoted(tmp_path: Path, line: str) -> None:
+    error = fatal(tmp_path, f"{line}\n")
+    assert error.line == 1 and GEN_KEY[:8] not in str(error)
+
+
+def test_config_server_embedded_variable_names_known_references(tmp_path: Path) -> None:
+    _, warnings = load(tmp_path, "DIGEST_FILE $FWKNOP_RUN_DIR/x\nPCAP_INTF $NOPE\n")
+    assert "$FWKNOP_RUN_DIR has no value earlier in the file" in warnings[0]
+    assert "unknown variable" in warnings[1] and "NOPE" not in warnings[1]
+
+
+def test_config_server_file_over_one_mib_is_fatal(tmp_path: Path) -> None:
+    filler = "# " + "x" * 1000 + "\n"
+    text = filler * (1024 * 1024 // len(filler))
+    assert load(tmp_path, text)[0].pcap_intf == "eth0"
+    error = fatal(tmp_path, text + filler)
+    assert error.line is None and "larger than 1048576 bytes" in error.message
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_config_server_device_is_refused(device: str) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        parse_server_conf(device)
+
+
+def test_config_server_utf8_bom_is_ignored(tmp_path: Path) -> None:
+    config, warnings = load(tmp_path, "\ufeffPCAP_INTF eth7\n")
+    assert config.pcap_intf == "eth7" and warnings == []
+    assert load(tmp_path, b"\xef\xbb\xbf")[1] == []  # a BOM alone is an empty file
+
+
+def test_config_server_error_carries_the_warnings_before_it(tmp_path: Path) -> None:
+    error = fatal(tmp_path, "PCAP_INTF_TYPO eth1\nUDPSERV_PORT 0\n")
+    assert error.variable == "UDPSERV_PORT"
+    assert len(error.warnings) == 1 and "'PCAP_INTF_TYPO'" in error.warnings[0]
+
+
+def test_config_server_warnings_are_bounded(tmp_path: Path) -> None:
+    _, warnings = load(tmp_path, "X\n" * 100_000)
+    assert len(warnings) == 101 and warnings[-1].startswith("[*] More than 100 warnings")

@@ -16,9 +16,19 @@
 # GPG is not supported by fwknopd-uci: a stanza with only GPG keys is a
 # ConfigError; GPG_* lines next to a Rijndael key are ignored with a warning.
 #
+# Bounds: recursion by the include depth (3); work and memory by MAX_FILES,
+# MAX_TREE_BYTES (all files read for one access.conf, counted each time
+# they are read), MAX_STANZAS and MAX_FOLDER_ENTRIES; each file by
+# MAX_FILE_BYTES (server_conf.read_config_file).
+#
+# Secrets: no message quotes text from a line unless it is known not to be
+# secret (errors.py): a first word only if it looks like a name, a stanza's
+# SOURCE only once it parses as an address list, a path only if it exists,
+# a number only if it is all digits. Values of KEY, KEY_BASE64, HMAC_KEY,
+# HMAC_KEY_BASE64 and GPG_*_PW are never quoted, nor any invalid value.
+#
 # Invariants: parse_access_conf raises only ConfigError; every kept stanza
-# has a non-empty key; recursion is bounded by the include depth (3) and
-# the work by MAX_FILES; keys never appear in a repr or a message.
+# has a non-empty key; keys never appear in a repr or a message.
 
 from __future__ import annotations
 
@@ -34,19 +44,27 @@ from types import MappingProxyType
 from typing import Final, TypeVar
 
 from ..spa import ENCRYPTION_MODES, HMAC_TYPES, StanzaKeys, b64_decode_lenient
-from .errors import ConfigError, shown
-from .lists import AddressList, c_strtol, parse_address_list, parse_expire_date, parse_port_list
+from .errors import DIRECTIVES, ConfigError, add_warning, name_shown, path_shown, shown
+from .lists import AddressList, parse_address_list, parse_expire_date, parse_int, parse_port_list
 from .server_conf import ConfigLine, ServerConfig, config_lines, read_config_file
 
 __all__ = ["ACCESS_VARIABLES", "SECRET_VARIABLES", "AccessStanza", "parse_access_conf"]
 
 MAX_INCLUDE_DEPTH: Final = 3  # 8.1: "Refusing to go deeper than 3 levels"
 MAX_FILES: Final = 256  # bound on files read for one access.conf (includes multiply)
+# Bound on the bytes of all those files together: four full-size files.
+MAX_TREE_BYTES: Final = 4 * 1024 * 1024
+# Bound on stanzas (about 2.5 KB of memory each): every packet is tried
+# against the stanzas in turn, so thousands are already slow to serve.
+MAX_STANZAS: Final = 4096
+MAX_FOLDER_ENTRIES: Final = 4096  # bound on the names listed in one folder
 _MAX_TIMEOUT: Final = 8388608  # 6.4: FW_ACCESS_TIMEOUT / MAX_FW_TIMEOUT 0..2<<22
 _CMD_CYCLE_BUFSIZE: Final = 256  # 8.1: each CMD_CYCLE command < 256 chars
 _MAX_KEY_LEN: Final = 32  # 2.3: longer passphrases fail for every packet
 
-#: Variables whose values -D never prints (8.3, 2.9).
+#: Variables whose values -D never prints (8.3, 2.9). The dump and the
+#: messages go further and hide every name holding KEY or PW
+#: (errors.is_secret_name).
 SECRET_VARIABLES: Final = ("KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_KEY_BASE64", "GPG_DECRYPT_PW")
 _GPG: Final = ("GPG_HOME_DIR", "GPG_EXE", "GPG_DECRYPT_ID", "GPG_DECRYPT_PW", "GPG_ALLOW_NO_PW",
                "GPG_REQUIRE_SIG", "GPG_DISABLE_SIG", "GPG_IGNORE_SIG_VERIFY_ERROR",
@@ -66,6 +84,11 @@ _KEY_FILE_VARIABLES: Final = frozenset({"KEY", "KEY_BASE64", "HMAC_KEY", "HMAC_K
                                         "GPG_DECRYPT_ID", "GPG_DECRYPT_PW", "GPG_REMOTE_ID",
                                         "GPG_FINGERPRINT_ID"})
 _B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+# 6.4 / 8.3: the integer variables of a stanza and their ranges.
+_INTEGERS: Final = {"FW_ACCESS_TIMEOUT": (0, _MAX_TIMEOUT), "MAX_FW_TIMEOUT": (0, _MAX_TIMEOUT),
+                    "CMD_CYCLE_TIMER": (0, _MAX_TIMEOUT), "ACCESS_EXPIRE_EPOCH": (0, 2**63 - 1)}
+_UNPARSEABLE: Final = ("an unparseable line (one word and no value; the word is not shown, it "
+                       "may be a key)")
 _T = TypeVar("_T")
 
 
@@ -126,8 +149,8 @@ def _key_bytes(st: _Stanza, name: str, value: str) -> bytes:
         raise st.error(name, f"{name} argument doesn't look like base64-encoded data")
     try:
         return b64_decode_lenient(value)
-    except ValueError as exc:  # not expected after the character check
-        raise st.error(name, f"{name} argument is not valid base64: {exc}") from None
+    except ValueError:  # not expected after the character check; its text may quote the key
+        raise st.error(name, f"{name} argument is not valid base64") from None
 
 
 def _parsed(st: _Stanza, name: str, parse: Callable[[str], _T]) -> _T | None:
@@ -136,7 +159,7 @@ def _parsed(st: _Stanza, name: str, parse: Callable[[str], _T]) -> _T | None:
         return None
     try:
         return parse(st.variables[name])
-    except ValueError as exc:
+    except ValueError as exc:  # the list parsers never quote their input
         raise st.error(name, f"Fatal invalid {name} in access stanza: {shown(str(exc))}") from None
 
 
@@ -157,6 +180,18 @@ def _name(line: ConfigLine) -> str:
     """8.1: the variable with everything from its last ':' removed."""
     name = line.variable
     return name[:name.rindex(":")] if ":" in name else name
+
+
+def _label(line: ConfigLine, name: str) -> str | None:
+    """``name`` (the variable of ``line``) if it may appear in a message.
+
+    A known variable or directive is a constant; any other name only if the
+    whole first word looks like a name, so that a key containing ':' cannot
+    leak through the part before its last ':'.
+    """
+    if name in _KNOWN or name in DIRECTIVES or name_shown(line.variable):
+        return name
+    return None
 
 
 class _Stanza:
@@ -181,7 +216,13 @@ class _Stanza:
 
     @property
     def source(self) -> str:
-        return shown(self.variables["SOURCE"])
+        """The SOURCE for messages: quoted only once it parses as an address list."""
+        text = self.variables["SOURCE"]
+        try:
+            parse_address_list(text)
+        except ValueError:
+            return f"(invalid SOURCE at {shown(self.path)} line {self.line})"
+        return shown(text)
 
 
 class _Parser:
@@ -190,12 +231,27 @@ class _Parser:
         self.warnings: list[str] = []
         self.stanzas: list[_Stanza] = []
         self.files = 0
+        self.total_bytes = 0
 
-    def read(self, path: str, what: str) -> bytes:
+    def warn(self, text: str) -> None:
+        add_warning(self.warnings, text)
+
+    def count_file(self, path: str) -> None:
         self.files += 1
         if self.files > MAX_FILES:
             raise ConfigError(path, None, None, f"more than {MAX_FILES} files included")
-        return read_config_file(path, self.warnings, what)
+
+    def count_bytes(self, path: str, data: bytes) -> None:
+        self.total_bytes += len(data)
+        if self.total_bytes > MAX_TREE_BYTES:
+            raise ConfigError(path, None, None, "the access files read so far (includes "
+                              f"counted each time) are larger than {MAX_TREE_BYTES} bytes")
+
+    def read(self, path: str, what: str) -> bytes:
+        self.count_file(path)
+        data = read_config_file(path, self.warnings, what)
+        self.count_bytes(path, data)
+        return data
 
     def parse_file(self, path: str, depth: int) -> None:
         self.parse_lines(path, self.read(path, "Access file"), depth)
@@ -204,11 +260,12 @@ class _Parser:
         """Parse ``target`` one level deeper, for a %include line at ``path:number``."""
         if depth + 1 > MAX_INCLUDE_DEPTH:
             raise ConfigError(path, number, name, "Refusing to go deeper than "
-                              f"{MAX_INCLUDE_DEPTH} levels. Lost in Limbo: '{shown(target)}'")
+                              f"{MAX_INCLUDE_DEPTH} levels. Lost in Limbo: {path_shown(target)}")
         try:
             data = self.read(target, "Access file")
         except ConfigError as exc:  # point at the %include line, not the target
-            raise ConfigError(path, number, name, exc.message + f": '{exc.path}'") from None
+            raise ConfigError(path, number, name,
+                              f"{exc.message}: {path_shown(target)}") from None
         self.parse_lines(target, data, depth + 1)
 
     def parse_lines(self, path: str, data: bytes, depth: int) -> None:
@@ -217,9 +274,12 @@ class _Parser:
             name = _name(line)
             value = line.value
             if value is None:
-                # 8.1: a line with a variable but no value is fatal here.
-                raise ConfigError(path, line.number, name, "Invalid access file entry: "
-                                  "the variable has no value")
+                # 8.1: a line with a variable but no value is fatal here. A
+                # word alone on a line is often a key: name it only if it
+                # looks like a name.
+                label = _label(line, name)
+                raise ConfigError(path, line.number, label, "Invalid access file entry: "
+                                  + ("the variable has no value" if label else _UNPARSEABLE))
             if name == "%include":
                 self.include(path, line.number, name, value, depth)
             elif name == "%include_folder":
@@ -227,14 +287,17 @@ class _Parser:
             elif name == "SOURCE":
                 if current is not None:
                     self.close(current)
+                if len(self.stanzas) >= MAX_STANZAS:
+                    raise ConfigError(path, line.number, name,
+                                      f"more than {MAX_STANZAS} access stanzas")
                 current = _Stanza(path, line.number, value)
                 self.stanzas.append(current)
             elif current is None:
                 continue  # 8.1: lines before the first SOURCE are ignored
             elif name == "%include_keys":
-                self.include_keys(current, value)
+                self.include_keys(current, value, path, line.number)
             else:
-                self.set(current, path, line.number, name, value)
+                self.set(current, line, name, value)
         if current is not None:
             self.close(current)
 
@@ -243,12 +306,12 @@ class _Parser:
         extension starts with ``.conf``. Sorted by name (fwknopd uses readdir
         order, which no user can rely on)."""
         try:
-            names = sorted(os.listdir(folder))
+            names = self.list_folder(folder)
         except (OSError, ValueError) as exc:
             path, number = origin if origin is not None else (folder, None)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ConfigError(path, number, "%include_folder" if origin else None,
-                              f"Access folder: '{shown(folder)}' could not be opened: "
+                              f"Access folder: {path_shown(folder)} could not be opened: "
                               f"{shown(reason)}") from None
         for entry in names:
             dot = entry.rfind(".")
@@ -260,41 +323,68 @@ class _Parser:
             except (OSError, ValueError):
                 regular = False
             if not regular:
-                self.warnings.append(f"Skipping '{shown(target)}': not a regular file")
+                self.warn(f"Skipping {path_shown(target)}: not a regular file")
             elif origin is None:
                 self.parse_file(target, depth + 1)
             else:
                 self.include(origin[0], origin[1], "%include_folder", target, depth)
 
-    def include_keys(self, stanza: _Stanza, target: str) -> None:
+    @staticmethod
+    def list_folder(folder: str) -> list[str]:
+        """The sorted names in ``folder``; more than MAX_FOLDER_ENTRIES is refused."""
+        names: list[str] = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if len(names) >= MAX_FOLDER_ENTRIES:
+                    raise ValueError(f"more than {MAX_FOLDER_ENTRIES} entries")
+                names.append(entry.name)
+        return sorted(names)
+
+    def include_keys(self, stanza: _Stanza, target: str, path: str, number: int) -> None:
         """8.1 %include_keys: only key variables; an unreadable file leaves
         the stanza without those keys (dropped at close if it has none)."""
         stanza.include_keys = True
+        self.count_file(target)  # the bounds of the whole tree stay fatal
         try:
-            data = self.read(target, "Key file")
+            data = read_config_file(target, self.warnings, "Key file")
         except ConfigError as exc:
-            self.warnings.append(f"Could not include key file for access stanza source: "
-                                 f"'{stanza.source}': {exc}")
+            self.warn(f"Could not include key file {path_shown(target)} ({shown(path)} line "
+                      f"{number}) for access stanza source: '{stanza.source}': {exc.message}")
             return
+        self.count_bytes(target, data)
         for line in config_lines(target, data, self.warnings):
             name = _name(line)
+            label = _label(line, name)
             if line.value is None:
-                raise ConfigError(target, line.number, name, "Invalid access file entry: "
-                                  "the variable has no value")
+                # A key file is where a key alone on a line is most likely.
+                raise ConfigError(target, line.number, label, "Invalid access file entry: "
+                                  + ("the variable has no value" if label else _UNPARSEABLE))
             if name not in _KEY_FILE_VARIABLES:
-                self.warnings.append(f"Ignoring invalid entry: '{shown(name)}' in key file "
-                                     f"{shown(target)}")
+                where = f"key file {shown(target)} at line {line.number}"
+                self.warn(f"Ignoring invalid entry: '{label}' in {where}" if label
+                          else f"Ignoring an invalid entry in {where} (not shown: it does not "
+                               "look like a variable name)")
                 continue
-            self.set(stanza, target, line.number, name, line.value)
+            self.set(stanza, line, name, line.value, target)
 
-    def set(self, st: _Stanza, path: str, number: int, name: str, value: str) -> None:
-        """Record one variable, with the checks fwknopd makes at the line."""
+    def set(self, st: _Stanza, line: ConfigLine, name: str, value: str,
+            path: str | None = None) -> None:
+        """Record one variable, with the checks fwknopd makes at the line.
+
+        ``path`` is the file of ``line`` when it is not the stanza's own.
+        """
+        path = st.path if path is None else path
         if name not in _KNOWN:
-            self.warnings.append(f"[*] Ignoring unknown access parameter: '{shown(name)}' in "
-                                 f"{shown(path)}")
+            label = _label(line, name)
+            where = f"{shown(path)} at line {line.number}"
+            self.warn(f"[*] Ignoring unknown access parameter: '{label}' in {where}" if label
+                      else f"[*] Ignoring an unknown access parameter in {where} (not shown: "
+                           "it does not look like a variable name)")
             return
         st.variables[name] = value  # 8.1: a later line overrides an earlier one
-        st.where[name] = (path, number)
+        st.where[name] = (path, line.number)
+        # The value is quoted in none of the errors below: a bad value is not
+        # known to be harmless (a key pasted onto the wrong line, say).
         if name in SECRET_VARIABLES and value.upper() == "__CHANGEME__":
             # 2.9: the shipped placeholder must never become a real key.
             raise st.error(name, f"{name} value is not properly set in stanza source "
@@ -304,36 +394,45 @@ class _Parser:
         elif name in ("HMAC_KEY", "HMAC_KEY_BASE64"):
             st.hmac_key, st.hmac_var = _key_bytes(st, name, value), name
         elif name == "HMAC_DIGEST_TYPE" and value.lower() not in HMAC_TYPES:
-            raise st.error(name, f"HMAC_DIGEST_TYPE argument '{shown(value)}' must be one of "
+            raise st.error(name, "HMAC_DIGEST_TYPE argument must be one of "
                                  "{md5,sha1,sha256,sha384,sha512,sha3_256,sha3_512}")
         elif name == "ENCRYPTION_MODE" and value.lower() not in (*ENCRYPTION_MODES, "asymmetric"):
-            raise st.error(name, f"Unrecognized ENCRYPTION_MODE '{shown(value)}', use "
+            raise st.error(name, "Unrecognized ENCRYPTION_MODE, use "
                                  "{CBC,ECB,CFB,OFB,CTR,legacy,Asymmetric}")
-        elif name in ("FW_ACCESS_TIMEOUT", "MAX_FW_TIMEOUT", "CMD_CYCLE_TIMER"):
-            seconds = c_strtol(value)  # 1.7: strtol, "abc" is 0
-            if seconds is None or not 0 <= seconds <= _MAX_TIMEOUT:
-                raise st.error(name, f"var {name} value '{shown(value)}' not in the range "
-                                     f"0-{_MAX_TIMEOUT}")
-            st.numbers[name] = seconds
+        elif name in _INTEGERS:
+            self.set_number(st, name, value)
         elif name in ("REQUIRE_SOURCE_ADDRESS", "REQUIRE_SOURCE"):
             st.require_source = value  # 6.7: synonyms, the later line wins
         elif name == "ACCESS_EXPIRE":
             st.expire = parse_expire_date(value)
             if st.expire is None:
-                raise st.error(name, f"invalid date value '{shown(value)}' (need MM/DD/YYYY) "
-                                     "for access stanza expiration time")
-        elif name == "ACCESS_EXPIRE_EPOCH":
-            st.expire = c_strtol(value, limit=2**63 - 1)
-            if st.expire is None or st.expire < 0:
-                raise st.error(name, f"invalid epoch seconds value '{shown(value)}' for access "
-                                     "stanza expiration time")
+                raise st.error(name, "invalid date value (need MM/DD/YYYY) for access stanza "
+                                     "expiration time")
         elif name in ("CMD_EXEC_USER", "CMD_EXEC_GROUP", "CMD_SUDO_EXEC_USER",
                       "CMD_SUDO_EXEC_GROUP"):
             if not _account_exists(value, group=name.endswith("GROUP")):
-                raise st.error(name, f"Unable to determine the ID for {name} "
-                                     f"'{shown(value)}': Not a user on this system")
+                raise st.error(name, f"Unable to determine the ID for {name}: Not a user on "
+                                     "this system")
         elif name in ("FORCE_NAT", "FORCE_SNAT"):
             self.check_nat(st, name, value)
+
+    @staticmethod
+    def set_number(st: _Stanza, name: str, value: str) -> None:
+        """An integer variable: a whole number in its range, else fatal."""
+        low, high = _INTEGERS[name]
+        number = parse_int(value)
+        if number is None:
+            # 1.7: fwknopd's strtol reads "ten" as 0, which then means the
+            # default (FW_ACCESS_TIMEOUT 30 s) or an expiry in 1970, and
+            # "45s" as 45. A typo must not silently change access: refuse.
+            raise st.error(name, f"var {name} value is not a whole number (range {low}-{high})")
+        if not low <= number <= high:
+            # All digits (and a sign) here, so the value may be quoted.
+            raise st.error(name, f"var {name} value '{value}' not in the range {low}-{high}")
+        if name == "ACCESS_EXPIRE_EPOCH":
+            st.expire = number
+        else:
+            st.numbers[name] = number
 
     def check_nat(self, st: _Stanza, name: str, value: str) -> None:
         """8.3: FORCE_NAT `<IP> <PORT>`, FORCE_SNAT `<IP>`; both need NAT on."""
@@ -347,7 +446,7 @@ class _Parser:
             port_ok = False
         if not port_ok:
             shape = "<IP> <PORT>" if need == 2 else "<IP>"
-            raise st.error(name, f"Fatal: invalid {name} arg '{shown(value)}', need {shape}")
+            raise st.error(name, f"Fatal: invalid {name} arg, need {shape}")
         server = self.server
         if server is not None and not (server.enable_ipt_forwarding
                                        or server.enable_ipt_local_nat):
@@ -364,20 +463,20 @@ class _Parser:
                 raise st.error("SOURCE", f"access stanza source '{st.source}' uses GPG, which "
                                          "fwknopd-uci does not support (yet); give it a KEY")
             if st.include_keys:
-                self.warnings.append(f"Access stanza source: '{st.source}' ({shown(st.path)} "
-                                     f"line {st.line}) has no usable key after %include_keys; "
-                                     "stanza dropped")
+                self.warn(f"Access stanza source: '{st.source}' ({shown(st.path)} "
+                          f"line {st.line}) has no usable key after %include_keys; "
+                          "stanza dropped")
                 return
             raise st.error("KEY", f"No keys found for access stanza source: '{st.source}'")
         key = st.key
         if mode == "legacy" and len(key) > 16:
-            self.warnings.append("Warning: truncating encryption key in legacy mode to 16 bytes "
-                                 f"for access stanza source: '{st.source}'")
+            self.warn("Warning: truncating encryption key in legacy mode to 16 bytes "
+                      f"for access stanza source: '{st.source}'")
             key = key[:16]
         elif len(key) > _MAX_KEY_LEN:
-            self.warnings.append(f"Warning: the key of access stanza source: '{st.source}' is "
-                                 f"{len(key)} bytes; keys over {_MAX_KEY_LEN} bytes make every "
-                                 "SPA packet fail (Invalid key length)")
+            self.warn(f"Warning: the key of access stanza source: '{st.source}' is "
+                      f"{len(key)} bytes; keys over {_MAX_KEY_LEN} bytes make every "
+                      "SPA packet fail (Invalid key length)")
         hmac_key = st.hmac_key or None  # an empty HMAC key means no HMAC (3.5)
         if hmac_key == key:
             raise st.error(st.hmac_var, "The encryption passphrase and HMAC key should not be "
@@ -392,30 +491,31 @@ class _Parser:
             force_nat = "0.0.0.0 0"  # 8.3: FORWARD_ALL implies FORCE_NAT 0.0.0.0 0
         self.check_cmd_cycle(st)
         if not _yes(st.require_source):
-            self.warnings.append("Warning: REQUIRE_SOURCE_ADDRESS not enabled for access "
-                                 f"stanza source: '{st.source}'")
+            self.warn("Warning: REQUIRE_SOURCE_ADDRESS not enabled for access "
+                      f"stanza source: '{st.source}'")
         ignored = [name for name in _GPG if name in v]
         if ignored:
-            self.warnings.append(f"Ignoring {', '.join(ignored)} in access stanza source: "
-                                 f"'{st.source}': GPG is not supported by fwknopd-uci (yet)")
+            self.warn(f"Ignoring {', '.join(ignored)} in access stanza source: "
+                      f"'{st.source}': GPG is not supported by fwknopd-uci (yet)")
         if mode == "asymmetric":
-            self.warnings.append(f"ENCRYPTION_MODE Asymmetric (GPG) is not supported; access "
-                                 f"stanza source: '{st.source}' uses its KEY in CBC mode")
+            self.warn(f"ENCRYPTION_MODE Asymmetric (GPG) is not supported; access "
+                      f"stanza source: '{st.source}' uses its KEY in CBC mode")
             mode = "cbc"
         source = _parsed(st, "SOURCE", parse_address_list)
         if source is None:  # not reached: a stanza starts with its SOURCE line
             raise st.error("SOURCE", "missing SOURCE")
         try:
             keys = StanzaKeys(key, hmac_key, v.get("HMAC_DIGEST_TYPE", "sha256").lower(), mode)
-        except ValueError as exc:  # not reached: both names were checked at their lines
-            raise st.error("KEY", shown(str(exc))) from None
+        except ValueError:  # not reached: both names were checked at their lines
+            raise st.error("KEY", "invalid HMAC_DIGEST_TYPE or ENCRYPTION_MODE for access "
+                                  f"stanza source: '{st.source}'") from None
         timeout, cap = st.numbers.get("FW_ACCESS_TIMEOUT", 0), st.numbers.get("MAX_FW_TIMEOUT", 0)
         timeout, cap = timeout if timeout >= 1 else 30, cap if cap >= 1 else 300  # 6.4
         if timeout > cap:
             # 6.4: MAX_FW_TIMEOUT caps only client timeouts, not this one.
-            self.warnings.append(f"Warning: FW_ACCESS_TIMEOUT {timeout} is greater than "
-                                 f"MAX_FW_TIMEOUT {cap} for access stanza source: "
-                                 f"'{st.source}' (MAX_FW_TIMEOUT caps only client timeouts)")
+            self.warn(f"Warning: FW_ACCESS_TIMEOUT {timeout} is greater than "
+                      f"MAX_FW_TIMEOUT {cap} for access stanza source: "
+                      f"'{st.source}' (MAX_FW_TIMEOUT caps only client timeouts)")
         st.built = AccessStanza(
             number=0, source=source, destination=_parsed(st, "DESTINATION", parse_address_list),
             open_ports=_parsed(st, "OPEN_PORTS", parse_port_list),
@@ -475,18 +575,24 @@ def parse_access_conf(path: str | Path, *, server_config: ServerConfig | None = 
 
     Raises:
         ConfigError: any of fwknopd's fatal access.conf errors, GPG-only
-            stanzas, or no stanza at all ("Could not find valid SOURCE stanza").
+            stanzas, no stanza at all ("Could not find valid SOURCE stanza"),
+            or a bound passed (file size, files, bytes, stanzas). Its
+            ``warnings`` holds the warnings collected before it.
     """
     name = os.fspath(path)
     parser = _Parser(server_config)
-    if os.path.isdir(name):
-        parser.parse_folder(name, 0, None)
-    else:
-        parser.parse_file(name, 1)
-    kept = [st.built for st in parser.stanzas if st.built is not None]
-    if not kept:
-        reason = " (every stanza was dropped)" if parser.stanzas else ""
-        raise ConfigError(name, None, "SOURCE", "Could not find valid SOURCE stanza in access "
-                          f"file: '{shown(name)}'{reason}")
+    try:
+        if os.path.isdir(name):
+            parser.parse_folder(name, 0, None)
+        else:
+            parser.parse_file(name, 1)
+        kept = [st.built for st in parser.stanzas if st.built is not None]
+        if not kept:
+            reason = " (every stanza was dropped)" if parser.stanzas else ""
+            raise ConfigError(name, None, "SOURCE", "Could not find valid SOURCE stanza in "
+                              f"access file: '{shown(name)}'{reason}")
+    except ConfigError as exc:
+        exc.warnings = (*parser.warnings, *exc.warnings)  # what led up to it, for the daemon
+        raise
     stanzas = [replace(built, number=n) for n, built in enumerate(kept, start=1)]
     return stanzas, parser.warnings

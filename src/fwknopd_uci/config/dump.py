@@ -9,16 +9,22 @@
 # names. Effective values are shown where a default or a conversion applies
 # (timeouts, mode, HMAC type, booleans); everything else as written.
 #
-# Invariants: no value of KEY, KEY_BASE64, HMAC_KEY, HMAC_KEY_BASE64 or
-# GPG_DECRYPT_PW is ever part of the output, only whether it is set (and
-# the key lengths, as fwknopd prints them); every value passes shown().
+# Invariants: no value of KEY, KEY_BASE64, HMAC_KEY, HMAC_KEY_BASE64,
+# GPG_DECRYPT_PW or any other name holding KEY or PW is ever part of the
+# output, only whether it is set (and the key lengths, as fwknopd prints
+# them); nor is a value that holds such a name in capitals, which is most
+# likely two lines run together (`REQUIRE_USERNAME bob KEY_BASE64 <key>`);
+# every value passes shown(). Oddly written key lines (`KEY_BASE64=<key>`,
+# a key alone on a line) never reach a dump: the parsers refuse or ignore
+# them, so they are in no ServerConfig or AccessStanza.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from .access_conf import ACCESS_VARIABLES, SECRET_VARIABLES, AccessStanza
-from .errors import shown
+from .access_conf import ACCESS_VARIABLES, AccessStanza
+from .errors import is_secret_name, shown
 from .server_conf import SERVER_VARIABLES, ServerConfig
 
 __all__ = ["MASK", "dump_config"]
@@ -27,13 +33,23 @@ __all__ = ["MASK", "dump_config"]
 MASK = "<see the access.conf file>"
 _NOT_SET = "<not set>"
 _RULE = "=" * 62
+_HIDDEN = "<hidden: the value names a key variable; see the file>"
+_KEY_WORD = re.compile(r"KEY|PW")
+
+
+def _written(value: str | None) -> str:
+    """A value as written, unless it looks like it carries a key line."""
+    if value is None:
+        return _NOT_SET
+    return _HIDDEN if _KEY_WORD.search(value) else shown(value)
 
 
 def _server_lines(config: ServerConfig) -> list[str]:
     lines = ["Current fwknopd config settings:"]
     for number, name in enumerate(SERVER_VARIABLES):
         value = config.values.get(name)
-        lines.append(f"{number:3d}. {name:<28} =  '{_NOT_SET if value is None else shown(value)}'")
+        text = MASK if is_secret_name(name) and value is not None else _written(value)
+        lines.append(f"{number:3d}. {name:<28} =  '{text}'")
     return lines
 
 
@@ -74,13 +90,13 @@ def _stanza_lines(stanza: AccessStanza) -> list[str]:
         if name in ("SOURCE", "REQUIRE_SOURCE"):  # the header; the synonym is merged
             continue
         value = written.get(name)
-        if name in SECRET_VARIABLES:
+        if is_secret_name(name):
             # Only whether it is set: never the value (-D output gets pasted).
             text = _NOT_SET if value is None else MASK
         elif name in effective:
             text = effective[name]
         else:
-            text = _NOT_SET if value is None else shown(value)
+            text = _written(value)
         lines.append(f"{name:>27}:  {text}")
         if name in lengths:
             label, length = lengths[name]

@@ -16,18 +16,25 @@
 # whitespace around a list item is ignored (fwknopd keeps a space before a
 # comma and then fails on `1.2.3.0/24 ,`), a dotted mask must be contiguous
 # (IPv4Network cannot hold `255.0.255.0`), and a port must be all digits
-# (strtol would read `tcp/22-25` silently as tcp/22).
+# (strtol would read `tcp/22-25` silently as tcp/22), and port 0 is refused
+# (libfko only lets a client request 1..65535, so a 0 entry can never match).
+# parse_int is the strict integer reader of both files (c_strtol is kept for
+# the reference's semantics where they are wanted).
 #
 # Invariants: the parse functions raise only ValueError; AddressList is
-# immutable and `any` is True exactly when an item was ANY.
+# immutable and `any` is True exactly when an item was ANY. A ValueError
+# message never quotes the text it was given (it may be a key pasted into
+# the wrong line): it names the entry by its position and says what is
+# wrong with it.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-__all__ = ["AddressList", "c_strtol", "parse_address_list", "parse_expire_date",
+__all__ = ["AddressList", "c_strtol", "parse_address_list", "parse_expire_date", "parse_int",
            "parse_port_list"]
 
 # fwknop's MAX_IPV4_STR_LEN (16, room for "255.255.255.255" + NUL) and
@@ -41,6 +48,7 @@ _PROTOCOLS = ("tcp", "udp")  # 6.5: any other protocol is a fatal config error
 _DEC_DIGITS = frozenset("0123456789")
 _OCT_DIGITS = frozenset("01234567")
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, unlike str.isdigit()
 
 
 def c_strtol(text: str, *, limit: int = _INT_MAX) -> int | None:
@@ -69,6 +77,17 @@ def c_strtol(text: str, *, limit: int = _INT_MAX) -> int | None:
         return None  # far outside any C long; also keeps int() cheap
     value = sign * int(digits)
     return value if -limit - 1 <= value <= limit else None
+
+
+def parse_int(text: str) -> int | None:
+    """A whole config value as a decimal integer, or None if it is not one.
+
+    Deliberately stricter than the reference's strtol (c_strtol): a value
+    with no digits ("ten") is None, not 0, and so is one with text after the
+    number ("45s", "30 KEY_BASE64 ..." from two joined lines). The caller
+    makes None a fatal error; range checks are the caller's too.
+    """
+    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 def _strtoul0(part: str) -> int | None:
@@ -123,7 +142,7 @@ def _parse_address(item: str) -> IPv4Network:
     """One non-ANY item of an address list (spa-protocol.md 8.2)."""
     ip_text, slash, mask_text = item.partition("/")
     if len(ip_text) >= _MAX_IPV4_STR_LEN:
-        raise ValueError(f"address part '{ip_text}' is longer than 15 characters")
+        raise ValueError("the address part is longer than 15 characters")
     if not slash:
         prefix = 32
     elif not mask_text:
@@ -132,23 +151,23 @@ def _parse_address(item: str) -> IPv4Network:
         # 8.2: a CIDR mask must be 1..32; /0 is rejected (use ANY instead).
         bits = c_strtol(mask_text)
         if bits is None or not 1 <= bits <= 32:
-            raise ValueError(f"CIDR mask '/{mask_text}' is not in 1..32 (use ANY for everything)")
+            raise ValueError("the CIDR mask is not in 1..32 (use ANY for everything)")
         prefix = bits
     elif _MIN_IPV4_STR_LEN <= len(mask_text) < _MAX_IPV4_STR_LEN:
         mask = _inet_aton(mask_text)
         if mask is None:
-            raise ValueError(f"dotted mask '{mask_text}' is not an IPv4 address")
+            raise ValueError("the dotted mask is not an IPv4 address")
         contiguous = _mask_to_prefix(mask)
         if contiguous is None:
             # Difference: fwknopd would AND with any bit pattern; a
             # non-contiguous mask is almost surely a typo, so refuse it.
-            raise ValueError(f"dotted mask '{mask_text}' is not contiguous")
+            raise ValueError("the dotted mask is not contiguous")
         prefix = contiguous
     else:
-        raise ValueError(f"mask '{mask_text}' is neither /1../32 nor a dotted mask")
+        raise ValueError("the mask is neither /1../32 nor a dotted mask")
     address = _inet_aton(ip_text)
     if address is None:
-        raise ValueError(f"'{ip_text}' is not an IPv4 address")
+        raise ValueError("the address is not an IPv4 address")
     # 8.2: the match is (ip & mask) == (net & mask), so host bits may be set.
     return IPv4Network((address, prefix), strict=False)
 
@@ -177,8 +196,9 @@ def _items(text: str, what: str) -> list[str]:
     # only leading whitespace (trailing whitespace of the whole value is
     # chopped by the line reader, 8.1).
     items = [item.strip(_C_SPACE) for item in text.split(",")]
-    if any(not item for item in items):
-        raise ValueError(f"empty entry in {what} list '{text}'")
+    for number, item in enumerate(items, start=1):
+        if not item:
+            raise ValueError(f"entry {number} of the {what} list is an empty entry")
     return items
 
 
@@ -191,14 +211,14 @@ def parse_address_list(text: str) -> AddressList:
     """
     any_seen = False
     networks: list[IPv4Network] = []
-    for item in _items(text, "address"):
+    for number, item in enumerate(_items(text, "address"), start=1):
         if item.upper() == "ANY":
             any_seen = True
             continue
         try:
             networks.append(_parse_address(item))
         except ValueError as exc:
-            raise ValueError(f"invalid entry '{item}': {exc}") from None
+            raise ValueError(f"entry {number} is invalid: {exc}") from None
     return AddressList(any=any_seen, networks=tuple(networks), text=text)
 
 
@@ -206,25 +226,28 @@ def parse_port_list(text: str) -> tuple[tuple[str, int], ...]:
     """Parse ``tcp/22, udp/53`` into ``(("tcp", 22), ("udp", 53))`` (6.5).
 
     Protocols are case-insensitive and returned in lower case; ports are
-    0..65535 (the server's list parser allows 0).
+    1..65535.
 
     Raises:
         ValueError: an entry has no ``/``, a protocol other than tcp/udp, or
-            a port that is not a number in 0..65535.
+            a port that is not a number in 1..65535.
     """
     result: list[tuple[str, int]] = []
-    for item in _items(text, "port"):
+    for number, item in enumerate(_items(text, "port"), start=1):
         proto, slash, port_text = item.partition("/")
         proto = proto.strip(_C_SPACE).lower()
         port_text = port_text.strip(_C_SPACE)
         if not slash:
-            raise ValueError(f"invalid entry '{item}': need <proto>/<port>, e.g. tcp/22")
+            raise ValueError(f"entry {number} is invalid: need <proto>/<port>, e.g. tcp/22")
         if proto not in _PROTOCOLS:
-            raise ValueError(f"invalid entry '{item}': protocol must be tcp or udp")
+            raise ValueError(f"entry {number} is invalid: protocol must be tcp or udp")
         # Difference: all digits required; strtol would take "22-25" as 22.
+        # Difference: port 0 is refused. The server's list parser allows it
+        # (1.7), but libfko only lets a client request 1..65535, so a tcp/0
+        # entry could never match and is surely a mistake.
         if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5 \
-                or int(port_text) > 65535:
-            raise ValueError(f"invalid entry '{item}': port must be a number in 0..65535")
+                or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"entry {number} is invalid: port must be a number in 1..65535")
         result.append((proto, int(port_text)))
     return tuple(result)
 

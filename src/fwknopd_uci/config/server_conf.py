@@ -18,8 +18,19 @@
 # comment line whole (with a warning) and refuse any other overlong line
 # with a ConfigError, rather than silently use a truncated value.
 #
+# Bounds: a config file is opened only if it is a regular file (checked
+# before the open, so no device is ever opened, and again on the open
+# descriptor), without blocking (a FIFO swapped in cannot hang the daemon),
+# and read up to MAX_FILE_BYTES + 1 bytes; larger is a ConfigError. Lines
+# are split lazily, so a file of newlines costs no list of a million lines.
+#
+# Integers: every integer variable must be a whole decimal number. The
+# reference's strtol would read "ten" as 0 (so a default or a range error)
+# and "45s" as 45; we refuse both with a ConfigError instead.
+#
 # Invariants: parse_server_conf raises only ConfigError; every name in
-# ServerConfig.values is a known variable; values are never None.
+# ServerConfig.values is a known variable; values are never None. No
+# message quotes line text that may be secret (see errors.py).
 #
 # New variables of fwknopd-uci (nftables grant set inside firewall4):
 #
@@ -40,19 +51,27 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Generic, TypeVar, overload
 
-from .errors import ConfigError, shown
-from .lists import c_strtol
+from .errors import ConfigError, add_warning, name_shown, shown
+from .lists import c_strtol, parse_int
 
 __all__ = ["SERVER_VARIABLES", "ConfigLine", "ServerConfig", "config_lines", "parse_server_conf",
            "read_config_file"]
 
 # 7.1: fgets into a 1024-byte buffer, so 1023 bytes of text per line.
 MAX_LINE_BYTES: Final = 1023
-# A bound on what one config file may hold; real files are a few KiB.
-MAX_FILE_BYTES: Final = 4 * 1024 * 1024
+# A bound on what one config file may hold: real files are a few KiB, the
+# shipped fwknopd.conf with all its comments about 20 KiB.
+MAX_FILE_BYTES: Final = 1024 * 1024
 _COMMENT_FIRST: Final = frozenset(b"#;\r\n\x00")  # 7.1: first character only
+# Windows editors start a UTF-8 file with a byte order mark. fwknopd would
+# read it as part of the first word (`\ufeffSOURCE` is unknown, so "Could
+# not find valid SOURCE stanza"); we drop it.
+_BOM: Final = b"\xef\xbb\xbf"
+# open() flags: never block on a FIFO, never take a terminal as ours.
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _C_SPACE: Final = " \t\n\v\f\r"
 _VALUE_END: Final = re.compile(r"[;\n\r]")
+_WORD: Final = re.compile(r"[^ \t\n\v\f\r]+")  # sscanf %s: up to C whitespace
 COMMAND_LINE: Final = "<command line>"
 _T = TypeVar("_T")
 
@@ -114,12 +133,20 @@ _STATIC: Final = {name: value for name, value in _DEFAULTS if value is not None}
 
 # 7.1: integers are range-checked at start-up, out of range is fatal. Ports:
 # fwknopd allows up to 131071 and then wraps the value in htons(); we refuse.
+# (openwrt/validate.py keeps its UCI ranges equal to these.)
 _RANGES: Final = {
     "PCAP_DISPATCH_COUNT": (1, 8388608), "PCAP_LOOP_SLEEP": (1, 8388608),
     "MAX_SNIFF_BYTES": (1, 32768), "MAX_SPA_PACKET_AGE": (1, 100000),
     "RULES_CHECK_THRESHOLD": (0, 131071), "TCPSERV_PORT": (1, 65535),
     "UDPSERV_PORT": (1, 65535), "UDPSERV_SELECT_TIMEOUT": (1, 8388608),
 }
+# The integers fwknopd-uci does not use (NFQ, ipfw, pf, CMD_EXEC_TIMEOUT,
+# VERBOSE) are checked the same way, but only have to fit a C int.
+_INT_RANGE: Final = (-(2**31), 2**31 - 1)
+_OTHER_INTEGERS: Final = (
+    "CMD_EXEC_TIMEOUT", "NFQ_PORT", "NFQ_QUEUE_NUMBER", "NFQ_LOOP_SLEEP", "IPFW_START_RULE_NUM",
+    "IPFW_MAX_RULES", "IPFW_ACTIVE_SET_NUM", "IPFW_EXPIRE_SET_NUM", "IPFW_EXPIRE_PURGE_INTERVAL",
+    "PF_EXPIRE_INTERVAL", "VERBOSE")
 _FACILITIES: Final = frozenset(["LOG_DAEMON", *(f"LOG_LOCAL{i}" for i in range(8))])
 _NFT_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _EMBEDDED: Final = re.compile(r"\$([A-Z_]+)")  # 7.1: `$NAME` at the start of a value
@@ -134,36 +161,72 @@ class ConfigLine:
     value: str | None
 
 
+def _read_bounded(fd: int, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes of ``fd`` (one more than allowed shows excess)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def read_config_file(path: str, warnings: list[str], what: str = "Config file") -> bytes:
     """Read a whole config file (bounded), warning about loose permissions.
+
+    Only a regular file is opened (a device, FIFO or socket is refused
+    before the open), the open does not block, and at most MAX_FILE_BYTES
+    are accepted.
 
     Raises:
         ConfigError: the file is missing, not a regular file, too large or
             unreadable.
     """
+    too_large = f"{what} is larger than {MAX_FILE_BYTES} bytes (1 MiB)"
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(os.stat(path).st_mode):
             raise ConfigError(path, None, None, f"{what} is not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ConfigError(path, None, None, f"{what} is larger than {MAX_FILE_BYTES} bytes")
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            info = os.fstat(fd)  # the file opened, should the path have changed
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(path, None, None, f"{what} is not a regular file")
+            if info.st_size > MAX_FILE_BYTES:
+                raise ConfigError(path, None, None, too_large)
+            data = _read_bounded(fd, MAX_FILE_BYTES)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise ConfigError(path, None, None, f"{what} was not found") from None
     except (OSError, ValueError) as exc:  # ValueError: NUL or unencodable path
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(path, None, None, f"cannot read {what}: {shown(reason)}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(path, None, None, f"{what} is larger than {MAX_FILE_BYTES} bytes")
+    if len(data) > MAX_FILE_BYTES:  # grew after the fstat, or a /proc-like size of 0
+        raise ConfigError(path, None, None, too_large)
     # 7.1: should be 0600 and owned by the running user; only a warning.
     if info.st_mode & 0o077:
-        warnings.append(f"[-] file: {shown(path)} permissions should only be user read/write "
-                        "(0600, -rw-------)")
+        add_warning(warnings, f"[-] file: {shown(path)} permissions should only be user "
+                              "read/write (0600, -rw-------)")
     if info.st_uid != os.geteuid():
-        warnings.append(f"[-] file: {shown(path)} (owner: {info.st_uid}) not owned by current "
-                        f"effective user id: {os.geteuid()}")
+        add_warning(warnings, f"[-] file: {shown(path)} (owner: {info.st_uid}) not owned by "
+                              f"current effective user id: {os.geteuid()}")
     return data
+
+
+def _raw_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(number, bytes) of each LF-terminated line, split lazily, BOM dropped."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    number = 1
+    while True:
+        end = data.find(b"\n", start)
+        if end < 0:
+            yield number, data[start:]
+            return
+        yield number, data[start:end]
+        start, number = end + 1, number + 1
 
 
 def config_lines(path: str, data: bytes, warnings: list[str]) -> Iterator[ConfigLine]:
@@ -172,16 +235,17 @@ def config_lines(path: str, data: bytes, warnings: list[str]) -> Iterator[Config
     Column-1 comments (#, ;, CR, LF, NUL) and blank lines are skipped. The
     variable is the first whitespace-delimited word; the value is the rest
     after whitespace, cut at the first ``;``, CR or LF, trailing whitespace
-    removed (sscanf ``"%s %[^;\\n\\r]"`` + chop_whitespace).
+    removed (sscanf ``"%s %[^;\\n\\r]"`` + chop_whitespace). A UTF-8 byte
+    order mark at the start of ``data`` is ignored.
 
     Raises:
         ConfigError: a non-comment line longer than 1023 bytes.
     """
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in _raw_lines(data):
         if len(raw) > MAX_LINE_BYTES:
             if raw[0] in _COMMENT_FIRST:
-                warnings.append(f"{shown(path)}:{number}: comment line longer than "
-                                f"{MAX_LINE_BYTES} bytes skipped whole")
+                add_warning(warnings, f"{shown(path)}:{number}: comment line longer than "
+                                      f"{MAX_LINE_BYTES} bytes skipped whole")
                 continue
             raise ConfigError(path, number, None, f"line is longer than {MAX_LINE_BYTES} bytes "
                               "(fwknopd would cut it into several lines)")
@@ -194,11 +258,8 @@ def config_lines(path: str, data: bytes, warnings: list[str]) -> Iterator[Config
             # Difference: fwknopd's sscanf fails on a whitespace-only line
             # (fatal in access.conf); it carries nothing, so we skip it.
             continue
-        cut = len(rest)
-        for pos, char in enumerate(rest):
-            if char in _C_SPACE:
-                cut = pos
-                break
+        word = _WORD.match(rest)
+        cut = len(rest) if word is None else word.end()  # never None: rest starts non-space
         variable = rest[:cut]
         after = rest[cut:].lstrip(_C_SPACE)
         end = _VALUE_END.search(after)
@@ -363,25 +424,37 @@ def _build(explicit: Mapping[str, str], path: str, pcap_file_mode: bool,
     values.setdefault("FWKNOP_PID_FILE", _under(run_dir, "fwknopd.pid"))
     if "ENABLE_SPA_PACKET_AGING" not in explicit and (pcap_file_mode or "PCAP_FILE" in explicit):
         values["ENABLE_SPA_PACKET_AGING"] = "N"  # 6.6: aging off when reading a pcap file
-    for name, (low, high) in _RANGES.items():
-        number = c_strtol(values[name])
-        if number is None or not low <= number <= high:
-            raise _fail(name, lines, path, f"var {name} value '{shown(values[name])}' not in the "
+    checks = [*_RANGES.items(), *((name, _INT_RANGE) for name in _OTHER_INTEGERS)]
+    for name, (low, high) in checks:
+        if name not in values:
+            continue  # an unset optional integer (CMD_EXEC_TIMEOUT, VERBOSE)
+        number = parse_int(values[name])
+        if number is None:
+            # 7.1 / 1.7: fwknopd's strtol would read "ten" as 0 (then a range
+            # error or a silent 0) and "60s" as 60; we refuse both. The value
+            # is not quoted: it is not known to be harmless.
+            raise _fail(name, lines, path, f"var {name} value is not a whole number "
+                        f"(range {low}-{high})")
+        if not low <= number <= high:
+            # Only digits and a sign here, so the value may be quoted.
+            raise _fail(name, lines, path, f"var {name} value '{values[name]}' not in the "
                         f"range {low}-{high}")
     if values["ENABLE_UDP_SERVER"][:1] not in ("y", "Y", "n", "N"):
         # 5.2: neither Y nor N leaves no capture mode in a pcap build.
         raise _fail("ENABLE_UDP_SERVER", lines, path,
                     "No available capture mode specified. Aborting.")
+    # The invalid values below are not quoted (they are not known to be
+    # harmless); the file, line and variable point at them.
     if values["SYSLOG_FACILITY"].upper() not in _FACILITIES:
-        raise _fail("SYSLOG_FACILITY", lines, path, f"Invalid SYSLOG_FACILITY setting "
-                    f"'{shown(values['SYSLOG_FACILITY'])}' (LOG_DAEMON or LOG_LOCAL0..7)")
+        raise _fail("SYSLOG_FACILITY", lines, path, "Invalid SYSLOG_FACILITY setting "
+                    "(LOG_DAEMON or LOG_LOCAL0..7)")
     table = values["NFT_TABLE"].split()
     if len(table) != 2 or table[0] not in ("ip", "inet") or not _NFT_NAME.fullmatch(table[1]):
-        raise _fail("NFT_TABLE", lines, path, f"'{shown(values['NFT_TABLE'])}' is not "
-                    "'<ip|inet> <table name>', e.g. 'inet fw4'")
+        raise _fail("NFT_TABLE", lines, path, "the value is not '<ip|inet> <table name>', "
+                    "e.g. 'inet fw4'")
     for name in ("NFT_CHAIN", "NFT_SET"):
         if not _NFT_NAME.fullmatch(values[name]):
-            raise _fail(name, lines, path, f"'{shown(values[name])}' is not an nftables name "
+            raise _fail(name, lines, path, "the value is not an nftables name "
                         "(letters, digits, '_'; at most 64)")
     return ServerConfig(values=MappingProxyType(values), path=path,
                         explicit=frozenset(explicit), pcap_file_mode=pcap_file_mode,
@@ -398,6 +471,16 @@ def _expand(value: str, explicit: Mapping[str, str]) -> str | None:
     return explicit[match.group(1)] + value[match.end():]
 
 
+def _bad_reference(value: str) -> str:
+    """Why `$...` could not be expanded, naming the reference only if it is known."""
+    match = _EMBEDDED.match(value)
+    if match is None:
+        return "'$' is not followed by a variable name"
+    if match.group(1) in _KNOWN:  # a known name is a constant, safe to quote
+        return f"${match.group(1)} has no value earlier in the file"
+    return "it refers to an unknown variable"
+
+
 def parse_server_conf(path: str | Path, *,
                       pcap_file_mode: bool = False) -> tuple[ServerConfig, list[str]]:
     """Parse fwknopd.conf (spa-protocol.md 7.1, 7.2).
@@ -412,29 +495,46 @@ def parse_server_conf(path: str | Path, *,
         value, bad ``$VAR`` references, loose file permissions).
 
     Raises:
-        ConfigError: missing/unreadable file, an overlong line, an integer out
-            of range, an invalid ENABLE_UDP_SERVER, SYSLOG_FACILITY or NFT_*.
+        ConfigError: missing/unreadable/oversized file, an overlong line, an
+            integer that is not a whole number or is out of range, an invalid
+            ENABLE_UDP_SERVER, SYSLOG_FACILITY or NFT_*. Its ``warnings``
+            holds the warnings collected before it.
     """
     name = os.fspath(path)
     warnings: list[str] = []
+    try:
+        return _parse(name, pcap_file_mode, warnings), warnings
+    except ConfigError as exc:
+        exc.warnings = (*warnings, *exc.warnings)  # what led up to it, for the daemon
+        raise
+
+
+def _parse(name: str, pcap_file_mode: bool, warnings: list[str]) -> ServerConfig:
     data = read_config_file(name, warnings)
     explicit: dict[str, str] = {}
     lines: dict[str, int] = {}
+    where = shown(name)
     for line in config_lines(name, data, warnings):
         # 7.1: names are exact and case-sensitive, and no ':' is stripped here.
-        if line.value is None:
-            warnings.append(f"[*] Invalid config file entry in {shown(name)} at line "
-                            f"{line.number}: no value for '{shown(line.variable)}'")
-            continue
-        if line.variable not in _KNOWN:
-            warnings.append(f"[*] Ignoring unknown configuration parameter: "
-                            f"'{shown(line.variable)}' in {shown(name)}")
+        # A first word is quoted only if it looks like a name (errors.py).
+        if line.value is None or line.variable not in _KNOWN:
+            word = f"'{line.variable}'" if name_shown(line.variable) else None
+            at = f"{where} at line {line.number}"
+            if line.value is None:
+                add_warning(warnings, f"[*] Invalid config file entry in {at}: " + (
+                    f"no value for {word}" if word else "an unparseable line (one word and no "
+                    "value; the word is not shown, it may be a key)"))
+            else:
+                add_warning(warnings, f"[*] Ignoring unknown configuration parameter: {word} "
+                            f"in {at}" if word else f"[*] Ignoring an unknown configuration "
+                            f"parameter in {at} (not shown: it does not look like a variable "
+                            "name)")
             continue
         value = _expand(line.value, explicit)
         if value is None:
-            warnings.append(f"[*] Invalid embedded variable in: '{shown(line.value)}' "
-                            f"({shown(name)} line {line.number})")
+            add_warning(warnings, f"[*] Invalid embedded variable in: {line.variable} "
+                                  f"({where} line {line.number}): {_bad_reference(line.value)}")
             continue
         explicit[line.variable] = value  # 7.1: later lines override earlier ones
         lines[line.variable] = line.number
-    return _build(explicit, name, pcap_file_mode, lines), warnings
+    return _build(explicit, name, pcap_file_mode, lines)
