@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runtime, warnings = load_runtime(args)
     except ConfigError as exc:
-        for warning in exc.__dict__.get("warnings", ()):
+        for warning in exc.warnings:
             print(warning, file=sys.stderr)
         return _fail(f"[*] Fatal: {exc}")
     except OSError as exc:
@@ -183,8 +183,12 @@ def load_runtime(args: argparse.Namespace) -> tuple[Runtime, list[str]]:
         PacketFilter.parse(config.pcap_filter)
     except ValueError as exc:
         raise ConfigError(config.path, None, "PCAP_FILTER", str(exc)) from exc
-    stanzas, access_warnings = parse_access_conf(config.access_folder or config.access_file,
-                                                 server_config=config)
+    try:
+        stanzas, access_warnings = parse_access_conf(config.access_folder or config.access_file,
+                                                     server_config=config)
+    except ConfigError as exc:
+        exc.warnings = (*warnings, *exc.warnings)  # what fwknopd.conf said counts too
+        raise
     warnings += access_warnings
     settings = settings_from_config(config, test_mode=args.test)
     return Runtime(config, tuple(stanzas), settings), warnings
