@@ -222,6 +222,8 @@ def _serve(args: argparse.Namespace, runtime: Runtime, warnings: list[str]) -> i
     daemon = Daemon(runtime, firewall, replay, log, reload=lambda: load_runtime(args),
                     firewall_label=f"{family} {table} set {config.nft_set}",
                     hexdump=args.verbose >= 3 and args.foreground)
+    if args.verbose + config.verbose > 0:
+        daemon.log_budget = None  # debugging: every line, as the C daemon
     try:
         if args.pcap_file:
             from ..capture import dissect, read_pcap

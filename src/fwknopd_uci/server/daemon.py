@@ -102,7 +102,8 @@ class Daemon:
         self.packets = 0
         self.exit_status = 0
         self.grants = GrantBook()
-        self.log_budget = LogBudget()
+        # None: log every line (-v asks for all of them).
+        self.log_budget: LogBudget | None = LogBudget()
 
     # -- one packet ---------------------------------------------------
     def handle(self, pkt: CapturedPacket) -> Verdict:
@@ -157,7 +158,7 @@ class Daemon:
     def _emit(self, verdict: Verdict, now: float) -> None:
         """Log the decision's lines; refusals are held to the log budget."""
         for event in verdict.events:
-            if verdict.granted or event.level >= logging.ERROR:
+            if verdict.granted or event.level >= logging.ERROR or self.log_budget is None:
                 self.log.log(event.level, "%s", event.text)
                 continue
             allowed, dropped = self.log_budget.allow(now)

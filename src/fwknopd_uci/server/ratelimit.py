@@ -3,7 +3,7 @@
 # everything else out of a router's small log buffer (logread keeps 64 kB
 # by default). Refusal lines beyond the budget of a one-second window are
 # counted, and one summary line says how many were dropped. Grants and
-# errors are never dropped.
+# errors are never dropped, and with -v (debugging) nothing is.
 
 from __future__ import annotations
 
