@@ -7,6 +7,11 @@
 # for the laptop only, and closes again after FW_ACCESS_TIMEOUT.
 # Without root it says so and runs the daemon in UDP mode on loopback with
 # -t (decide, but touch no firewall), and knocks once.
+# Then, in both cases, it serves the settings page standalone on loopback
+# (a scratch router root holding the demo's keys, a stand-in for rpcd's
+# sessions), prints its address, the session id to log in with (typed into
+# the page's login form: never part of a URL) and the Fwknop2 QR code in the
+# terminal. With a terminal it serves until Enter; otherwise it stops.
 # Only addresses inside the namespaces it creates (10.203.0.0/24) or
 # loopback are used; everything it starts is stopped on exit.
 
@@ -88,10 +93,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def root_demo(folder: Path) -> int:
+def root_demo(folder: Path, key: str, hmac_key: str) -> int:
     from netns import veth_pair
 
-    key, hmac_key = generate_keys()
     with veth_pair(subnet="10.203.0", tag="demo") as pair:
         router, laptop = pair.server, pair.client
         say(f"Two namespaces: router {router.name} ({pair.server_ip}, {pair.server_if}) and "
@@ -138,10 +142,9 @@ def root_demo(folder: Path) -> int:
     return 0
 
 
-def user_demo(folder: Path) -> int:
+def user_demo(folder: Path, key: str, hmac_key: str) -> int:
     say("Not running as root: no namespaces and no firewall. Running fwknopd in UDP mode on "
         "loopback with -t (decide, but touch no firewall) instead.")
-    key, hmac_key = generate_keys()
     write_config(folder, key, hmac_key, "UDPSERV_PORT 62201;\n")
     daemon, _ = start(daemon_argv(folder, "-U", "-t", "-v"))
     try:
@@ -166,11 +169,76 @@ def user_demo(folder: Path) -> int:
     return 0
 
 
+def page_demo(folder: Path, key: str, hmac_key: str) -> int:
+    """Serve the settings page on a scratch root holding the demo's keys."""
+    import json
+    import secrets
+
+    from fwknopd_uci.openwrt.qr import qr_text
+    from fwknopd_uci.openwrt.uci import load
+
+    root = folder / "router"
+    (root / "etc" / "config").mkdir(parents=True)
+    (root / "var" / "run").mkdir(parents=True)
+    uci = root / "etc" / "config" / "fwknopd"
+    uci.write_text("config global\n\toption uci_enabled '1'\n\n"
+                   "config network\n\toption network 'wan'\n\n"
+                   "config access\n\toption SOURCE 'ANY'\n"
+                   f"\toption KEY_BASE64 '{key}'\n\toption HMAC_KEY_BASE64 '{hmac_key}'\n"
+                   "\toption OPEN_PORTS 'tcp/22'\n\n"
+                   "config config\n")
+    os.chmod(uci, 0o600)
+    sid = secrets.token_hex(16)
+    standin = root / "var" / "run" / "rpcd-standin.json"
+    standin.write_text(json.dumps({"sessions": {sid: {
+        "expires": time.time() + 3600, "access": {"luci-app-fwknopd": ["read", "write"]}}}}))
+    server = subprocess.Popen([PYTHON, "-m", "fwknopd_uci.web", "--root", str(root),
+                               "--listen", "127.0.0.1:0", "--reload-command", "true"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        address = server.stdout.readline().strip()
+        if not address.startswith("Settings page:"):
+            say("The settings page did not start")
+            return 1
+        say(address)
+        print(f"   Log in with the session id {sid}\n"
+              "   (the page's login form; on a router LuCI hands the page its session)")
+        text = qr_text(load(uci).sections_of("access")[0])
+        say("The Fwknop2 QR code of the stanza (scan it in the app to import the keys):")
+        _print_qr(text)
+        if sys.stdin.isatty():
+            input("\n==> Press Enter to stop the settings page ... ")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0
+
+
+def _print_qr(text: str) -> None:
+    """The QR in the terminal: the qrcode library, else the qrencode command."""
+    try:
+        import qrcode
+    except ImportError:
+        if shutil.which("qrencode"):
+            subprocess.run(["qrencode", "-t", "ansiutf8"], input=text.encode(), check=False,
+                           timeout=20)
+        else:
+            print("   (install qrcode or qrencode to see the QR code here)")
+        return
+    code = qrcode.QRCode(border=2)
+    code.add_data(text)
+    code.print_ascii(invert=True)
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fwknopd-demo-") as tmp:
         folder = Path(tmp)
         os.chmod(folder, 0o700)
-        return root_demo(folder) if os.geteuid() == 0 else user_demo(folder)
+        key, hmac_key = generate_keys()
+        status = root_demo(folder, key, hmac_key) if os.geteuid() == 0 else \
+            user_demo(folder, key, hmac_key)
+        return status or page_demo(folder, key, hmac_key)
 
 
 if __name__ == "__main__":
