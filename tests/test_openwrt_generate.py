@@ -121,7 +121,8 @@ def test_read_settings_uci_enabled_get_bool(value: str, enabled: bool) -> None:
 
 def test_read_settings_default_off_and_last_network_wins() -> None:
     assert not read_settings(parse("config global\n")).enabled
-    pkg = parse("config network\n\toption network 'wan'\nconfig network\n\toption network 'wwan'\n")
+    pkg = parse("config network\n\toption network 'wan'\n"
+                "config network\n\toption network 'wwan'\n")
     assert read_settings(pkg).network == "wwan"
 
 

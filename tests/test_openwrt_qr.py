@@ -71,7 +71,8 @@ config access
 
 
 @pytest.mark.parametrize(("name", "value"), [
-    ("KEY", "pass phrase"), ("KEY", "pass:phrase"), ("HMAC_KEY", "hm ac-1"), ("HMAC_KEY", "hm:ac-2"),
+    ("KEY", "pass phrase"), ("KEY", "pass:phrase"),
+    ("HMAC_KEY", "hm ac-1"), ("HMAC_KEY", "hm:ac-2"),
 ])
 def test_qr_warnings_space_or_colon_in_plain_key(name: str, value: str) -> None:
     sec = section(**{name: value})

@@ -231,7 +231,8 @@ def test_tool_shipped_default_with_placeholder_files_is_one_clear_error(
 
 
 def test_tool_shipped_default_uci_on_needs_keys_init(root: Path, shipped: Path) -> None:
-    shipped.write_text(shipped.read_text().replace("#\toption uci_enabled", "\toption uci_enabled"))
+    text = shipped.read_text()
+    shipped.write_text(text.replace("#\toption uci_enabled", "\toption uci_enabled"))
     wan(root, "wan-dhcp.json")
     values, errors, code = plan(root)
     assert (values["STATE"], code, len(errors)) == ("error", 1, 1)

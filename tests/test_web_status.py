@@ -147,7 +147,8 @@ def test_web_status_networks_from_netifd_dump() -> None:
     assert networks.wan == "wwan" and networks.up == {"lan", "wwan"}
     fallback = networks_from_dump({"interface": [{"interface": "wan", "up": False}]})
     assert fallback is not None and fallback.wan == "wan"
-    assert networks_from_dump({"interface": [{"interface": "lan"}]}).wan is None  # type: ignore[union-attr]
+    networks = networks_from_dump({"interface": [{"interface": "lan"}]})
+    assert networks.wan is None  # type: ignore[union-attr]
     assert networks_from_dump({}) is None
 
 

@@ -291,8 +291,9 @@ class SettingsApp:
         cookie = f"{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path={request.cookie_path}"
         if request.https:
             cookie += "; Secure"
-        return _Response(303, self._plain_page(_("Logged in"), _("Go to the settings page."),
-                                               request), headers=[("Location", f"{request.root}/"), ("Set-Cookie", cookie)])
+        page = self._plain_page(_("Logged in"), _("Go to the settings page."), request)
+        return _Response(303, page, headers=[("Location", f"{request.root}/"),
+                                             ("Set-Cookie", cookie)])
 
     def _forget_cookie(self, request: _Request) -> tuple[str, str]:
         cookie = (f"{COOKIE}=; HttpOnly; SameSite=Strict; Path={request.cookie_path}; "
