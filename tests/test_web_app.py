@@ -841,3 +841,26 @@ def test_web_app_flag_that_is_no_boolean_is_shown_as_text_and_refused(tmp_path: 
     assert fixed.status == 200
     assert "uci_enabled '1'" in router.text() and "ENABLE_NAT_DNS 'N'" in router.text()
     assert re.search(r'<input type="checkbox"[^>]*id="uci_enabled"', fixed.body)
+
+
+def test_web_app_concurrent_saves_from_one_page_load_let_exactly_one_win(
+        router: Router) -> None:
+    """Saves made from the same page load: one is saved, every other one gets 409."""
+    import threading
+
+    page = router.get()
+    results: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def save(name: str) -> None:
+        barrier.wait()
+        results.append(router.post_page(page, "save",
+                                        {"access.0.REQUIRE_USERNAME": name}).status)
+
+    threads = [threading.Thread(target=save, args=(f"user{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == [200, 409, 409, 409]
+    assert router.text().count("REQUIRE_USERNAME") == 1

@@ -35,10 +35,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -424,8 +426,32 @@ class SettingsApp:
 
     def _save(self, request: _Request, sid: str, loaded: _Loaded, form: Form, *,
               apply_after: bool) -> _Response:
-        if form.digest != loaded.digest:
-            return self._conflict(request, sid, loaded)
+        # Read, compare and write under one lock, so that of two saves made
+        # from the same page load exactly one wins and the other gets 409
+        # (each CGI request is its own process: an flock, not a mutex).
+        with self._write_lock():
+            try:
+                current = self._load()
+            except UciError as exc:
+                return self._broken_file(request, exc)
+            if not form.digest or form.digest != current.digest:
+                return self._conflict(request, sid, current)
+            return self._save_locked(request, sid, current, form, apply_after=apply_after)
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        import fcntl
+
+        lock_path = self.config.secret_path.with_suffix(".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _save_locked(self, request: _Request, sid: str, loaded: _Loaded, form: Form, *,
+                     apply_after: bool) -> _Response:
         status = self._status(loaded.pkg)
         try:
             applied = apply(form, loaded.pkg)
