@@ -97,3 +97,16 @@ def test_qr_warnings_none_for_clean_base64() -> None:
 def test_qr_warnings_line_break_and_list() -> None:
     warnings = qr_warnings(section(KEY="a\nb", HMAC_KEY=["x"]))
     assert [w.split()[0] for w in warnings] == ["KEY", "HMAC_KEY"]
+
+
+def test_qr_base64_value_cannot_smuggle_a_token() -> None:
+    """A *_BASE64 value with a space (or tab, ':') is left out, with a warning."""
+    from fwknopd_uci.openwrt.qr import qr_text, qr_warnings
+    from fwknopd_uci.openwrt.uci import parse
+
+    pkg = parse("config access\n\toption SOURCE 'ANY'\n"
+                "\toption KEY_BASE64 'QUJD HMAC_KEY_BASE64:ZXZpbA=='\n"
+                "\toption HMAC_KEY_BASE64 'aG1hYw=='\n")
+    section = pkg.sections_of("access")[0]
+    assert qr_text(section) == "HMAC_KEY_BASE64:aG1hYw=="
+    assert any("KEY_BASE64 is not valid base64" in w for w in qr_warnings(section))

@@ -11,8 +11,9 @@
 # text), and qr_warnings says what Fwknop2 would get wrong: it splits on every
 # space and ':', so a plain key holding one is imported truncated.
 #
-# Invariants: qr_text never returns a token with an empty value, a space or
-# line break inside a base64 value, or leading/trailing white space.
+# Invariants: qr_text never returns a token with an empty value, anything but
+# base64 characters inside a base64 value, a line break, or leading/trailing
+# white space.
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ __all__ = ["QR_OPTIONS", "qr_text", "qr_tokens", "qr_warnings"]
 #: The key options in the order LuCI emits them.
 QR_OPTIONS: Final = ("KEY_BASE64", "KEY", "HMAC_KEY_BASE64", "HMAC_KEY")
 _BREAKS: Final = frozenset("\r\n\x00")
+# A *_BASE64 value goes into the text only when it is plain base64: anything
+# else (a space, a tab, a ':' ...) could smuggle another NAME:value token
+# into what the phone imports.
+_BASE64_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 def _usable(value: object) -> str | None:
@@ -36,11 +42,18 @@ def _usable(value: object) -> str | None:
     return value
 
 
+def _usable_for(name: str, value: object) -> str | None:
+    usable = _usable(value)
+    if usable is not None and name.endswith("_BASE64") and not set(usable) <= _BASE64_CHARS:
+        return None
+    return usable
+
+
 def qr_tokens(section: UciSection) -> list[tuple[str, str]]:
     """(name, value) of the key options that go into the QR text, in order."""
     tokens: list[tuple[str, str]] = []
     for name in QR_OPTIONS:
-        value = _usable(section.options.get(name))
+        value = _usable_for(name, section.options.get(name))
         if value is not None:
             tokens.append((name, value))
     return tokens
@@ -68,6 +81,9 @@ def qr_warnings(section: UciSection) -> list[str]:
         elif isinstance(value, str) and value and _usable(value) is None \
                 and not is_placeholder(value):
             warnings.append(f"{name} is not one line; it is left out of the QR text")
+        elif isinstance(value, str) and value and _usable_for(name, value) is None \
+                and not is_placeholder(value):
+            warnings.append(f"{name} is not valid base64; it is left out of the QR text")
         elif isinstance(value, str) and not name.endswith("_BASE64") \
                 and (" " in value or ":" in value):
             warnings.append(f"{name} contains a space or ':'; Fwknop2 splits the QR text "
