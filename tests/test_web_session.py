@@ -1,4 +1,4 @@
-# LuCI session checks (web/session.py, web/ubus.py): the stand-in store, and
+# LuCI session checks (web/session.py, openwrt/ubus.py): the stand-in store, and
 # rpcd's `session access` through fake ubus bindings and a stand-in ubus
 # command that records its argv (never a real ubus socket).
 

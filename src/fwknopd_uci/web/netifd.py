@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .ubus import UBUS_TIMEOUT, Bindings, UbusError, ubus_call
+from ..openwrt.ubus import UBUS_TIMEOUT, Bindings, UbusError, ubus_call
 
 __all__ = ["Networks", "list_networks", "networks_from_dump"]
 

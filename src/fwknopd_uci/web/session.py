@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
-from .ubus import UBUS_TIMEOUT, Bindings, UbusError, ubus_call
+from ..openwrt.ubus import UBUS_TIMEOUT, Bindings, UbusError, ubus_call
 
 __all__ = [
     "ACL_GROUP",

@@ -1,5 +1,7 @@
-# One ubus call for the settings page: `session access` (session.py) and
-# `network.interface dump` (netifd.py).
+# One ubus call, for everything that asks the router's daemons: netifd's
+# `network.interface.<name> status` (wan.py), and for the settings page
+# rpcd's `session access` (web/session.py) and `network.interface dump`
+# (web/netifd.py).
 #
 # Strategy: the python `ubus` bindings when they are installed (connect,
 # call, disconnect, under a lock because the bindings keep one connection per
