@@ -19,8 +19,8 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
+from ..capture import PacketSource
 from ..config import AccessStanza, ServerConfig
 from ..firewall import Firewall, FirewallError
 from ..model import CapturedPacket
@@ -38,14 +38,6 @@ MAX_DRAIN = 256
 # While the capture interface is gone (EXIT_AT_INTF_DOWN N), try to open it
 # again this often, in seconds.
 REOPEN_SECONDS = 2.0
-
-
-class PacketSource(Protocol):
-    def fileno(self) -> int: ...
-
-    def recv(self) -> CapturedPacket | None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
